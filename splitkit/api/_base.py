@@ -1,0 +1,235 @@
+"""What ``Client`` and ``AsyncClient`` share; nothing here does I/O.
+
+Headers, request bodies, mapping an ``httpx.Response`` to a result or to a
+typed error, and the retry policy (tenacity): connection failures (for a
+POST only when it never left), 429 and 5xx are retried, a bounded number of
+times; when the answer carries
+``Retry-After`` (429, a busy 503) the wait is that, capped at
+``RetryPolicy.max_wait``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import logging
+import random
+import time
+from typing import Any, TypeVar
+
+import httpx
+import orjson
+import pandas as pd
+from tenacity import RetryCallState, retry_if_exception, stop_after_attempt
+
+from splitkit.api.config import ClientConfig
+from splitkit.api.errors import (
+    ApiError,
+    AuthError,
+    BadRequestError,
+    ConnectionFailedError,
+    InvalidTransitionError,
+    NotFoundError,
+    RateLimitedError,
+    ServerError,
+)
+from splitkit.api.operations import Operation
+
+T = TypeVar("T")
+
+log = logging.getLogger("splitkit.api")
+
+# Generous: the dispatch engine runs many parts at once over one client.
+POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+# Methods safe to send twice. A POST is resent only when it certainly never left:
+# creating a job or inserting records twice would duplicate them.
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"})
+_SNIPPET = 300
+
+
+def dumps(value: Any) -> bytes:
+    """A JSON request body; numpy scalars and dates are welcome."""
+    return orjson.dumps(value, default=_json_default, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, dt.date | dt.time | pd.Timestamp):
+        return value.isoformat()
+    if hasattr(value, "item"):  # a numpy scalar orjson does not take natively
+        return value.item()
+    raise TypeError(f"cannot send {type(value).__name__} as JSON: {value!r:.100}")
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` as seconds: either a number or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _error_details(response: httpx.Response) -> tuple[Any, str, str | None]:
+    """(body, message, key) from any error body: Flatfile's, FastAPI's, or plain text."""
+    text = response.text
+    try:
+        body: Any = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        body = text
+    message, key = "", None
+    if isinstance(body, dict):
+        errors = body.get("errors")
+        if isinstance(errors, list):
+            items = [e for e in errors if isinstance(e, dict)]
+            message = "; ".join(str(e.get("message", "")) for e in items if e.get("message"))
+            key = next((str(e["key"]) for e in items if e.get("key")), None)
+        if not message:
+            detail = body.get("message") or body.get("detail") or body.get("error")
+            message = detail if isinstance(detail, str) else orjson.dumps(body).decode()
+    elif text.strip():
+        message = " ".join(text.split())
+    if len(message) > _SNIPPET:
+        message = message[:_SNIPPET] + "…"
+    return body, message or response.reason_phrase or f"HTTP {response.status_code}", key
+
+
+class BaseClient:
+    """Settings and everything around a request except sending it."""
+
+    def __init__(self, config: ClientConfig) -> None:
+        if not isinstance(config, ClientConfig):
+            raise ValueError(f"config must be a ClientConfig, got {type(config).__name__}")
+        self._config = config
+
+    @property
+    def config(self) -> ClientConfig:
+        """The settings this client was made with (the token stays out of its repr)."""
+        return self._config
+
+    def __repr__(self) -> str:
+        env = self._config.environment_id
+        return f"<{type(self).__name__} base_url={self._config.base_url!r} environment_id={env!r}>"
+
+    def _environment(self, environment_id: str | None) -> str | None:
+        return self._config.environment_id if environment_id is None else environment_id
+
+    # -- building ---------------------------------------------------------------------------
+
+    def _headers(self) -> dict[str, str]:
+        # Both official SDKs send X-Disable-Hooks; the platform docs list it as required.
+        return {
+            "Authorization": f"Bearer {self._config.token}",
+            "X-Disable-Hooks": "true",
+            "Accept": "application/json",
+            "User-Agent": "splitkit",
+        }
+
+    def _request_kwargs(self, op: Operation[Any]) -> dict[str, Any]:
+        if op.json is None:
+            return {"params": op.params}
+        return {
+            "params": op.params,
+            "content": dumps(op.json),
+            "headers": {"Content-Type": "application/json"},
+        }
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def _result(self, op: Operation[T], response: httpx.Response) -> T:
+        if response.status_code >= 400:
+            raise self._error(op, response)
+        try:
+            return op.parse(response.content)
+        except (ValueError, KeyError, TypeError) as exc:
+            snippet = response.text[:_SNIPPET]
+            raise ApiError(
+                op.method,
+                op.path,
+                response.status_code,
+                self._redact(f"unexpected response body ({exc})"),
+                snippet,
+            ) from exc
+
+    def _error(self, op: Operation[Any], response: httpx.Response) -> ApiError:
+        status = response.status_code
+        body, message, key = _error_details(response)
+        message = self._redact(message)
+        args = (op.method, op.path, status, message, body)
+        retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+        if status in (401, 403):
+            return AuthError(*args, key=key)
+        if status == 404:
+            return NotFoundError(*args, key=key)
+        if status == 400 and _has_key(body, "transition"):
+            return InvalidTransitionError(*args, key="transition")
+        if status in (400, 422):
+            return BadRequestError(*args, key=key)
+        if status == 429:
+            return RateLimitedError(*args, key=key, retry_after=retry_after)
+        if status >= 500:
+            return ServerError(*args, key=key, retry_after=retry_after)
+        return ApiError(*args, key=key)
+
+    def _connection_failed(
+        self, op: Operation[Any], exc: BaseException, *, sent: bool
+    ) -> ConnectionFailedError:
+        # Name the root cause: transports re-wrap (aiohttp's errors all become httpx ones).
+        cause = exc.__cause__ or exc
+        timed_out = isinstance(exc, httpx.TimeoutException | TimeoutError)
+        if timed_out and sent:
+            reason = f"no answer within {self._config.timeout:g} s ({type(cause).__name__})"
+        else:
+            detail = str(cause) or type(cause).__name__
+            reason = f"cannot connect or connection lost ({type(cause).__name__}: {detail})"
+        if sent and op.method not in IDEMPOTENT:
+            reason += f"; not retried: the server may have run this {op.method}"
+        url = self._config.base_url + op.path
+        return ConnectionFailedError(op.method, url, self._redact(reason), request_sent=sent)
+
+    def _redact(self, text: str) -> str:
+        # A server might echo the Authorization header back; never let it into a message.
+        return text.replace(self._config.token, "***")
+
+    # -- retrying ---------------------------------------------------------------------------
+
+    def _retry_options(self) -> dict[str, Any]:
+        """Keyword arguments for tenacity's ``Retrying`` / ``AsyncRetrying``."""
+        return {
+            "retry": retry_if_exception(_retryable),
+            "stop": stop_after_attempt(self._config.retry.attempts),
+            "wait": self._wait,
+            "before_sleep": _log_retry,
+            "reraise": True,
+        }
+
+    def _wait(self, state: RetryCallState) -> float:
+        policy = self._config.retry
+        exc = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(exc, ApiError) and exc.retry_after is not None:
+            return min(exc.retry_after, policy.max_wait)
+        return policy.backoff(state.attempt_number, random.random())
+
+
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, ConnectionFailedError):
+        return not exc.request_sent or exc.method in IDEMPOTENT
+    return isinstance(exc, RateLimitedError | ServerError)
+
+
+def _has_key(body: Any, key: str) -> bool:
+    errors = body.get("errors") if isinstance(body, dict) else None
+    return isinstance(errors, list) and any(
+        isinstance(e, dict) and e.get("key") == key for e in errors
+    )
+
+
+def _log_retry(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome is not None else None
+    wait = state.next_action.sleep if state.next_action is not None else 0.0
+    log.info("retry %d in %.2f s after %s", state.attempt_number, wait, exc)

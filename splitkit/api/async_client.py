@@ -1,0 +1,307 @@
+"""``AsyncClient``: the asynchronous send loop, over aiohttp by default.
+
+The same methods as ``Client``, awaited. The default transport is
+``httpx_aiohttp.AiohttpTransport``: stock httpx's async pool collapses under
+concurrency (httpx issue 3215 reports ~800 requests/s at 50 in flight), while
+aiohttp's keeps going; ``bench/bench_async_transport.py`` measures both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, TypeVar
+
+import aiohttp
+import httpx
+import pandas as pd
+from httpx_aiohttp import AiohttpTransport
+from tenacity import AsyncRetrying
+
+from splitkit.api import operations as ops
+from splitkit.api._base import POOL_LIMITS, BaseClient
+from splitkit.api.config import ClientConfig, RetryPolicy
+from splitkit.api.models import Event, Job, RecordCounts
+from splitkit.api.operations import Flow, Operation
+
+__all__ = ["AsyncClient"]
+
+T = TypeVar("T")
+
+# The aiohttp transport maps most of its errors to httpx's, but not every one.
+_TRANSPORT_ERRORS = (httpx.TransportError, aiohttp.ClientError, TimeoutError)
+
+
+def _maybe_sent(exc: BaseException) -> bool:
+    """False when the request certainly never left: the connection was not made."""
+    # The transport maps aiohttp's errors loosely (a dropped connection becomes
+    # httpx.ConnectTimeout), so judge by the aiohttp error underneath when there is one.
+    cause = exc.__cause__ if isinstance(exc.__cause__, aiohttp.ClientError) else exc
+    if isinstance(cause, aiohttp.ClientError):
+        return not isinstance(cause, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
+    return not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+
+
+class AsyncClient(BaseClient):
+    """The asynchronous Flatfile API client (real platform or the embedded server).
+
+    ``base_url`` includes ``/v1``. ``transport`` replaces the aiohttp one
+    (tests, in-process apps). Use as ``async with`` or call ``aclose()``.
+    The default transport's session binds to the event loop of the first
+    request: use one ``AsyncClient`` per event loop.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        environment_id: str | None = None,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        config = ClientConfig(
+            base_url, token, environment_id, timeout, RetryPolicy() if retry is None else retry
+        )
+        super().__init__(config)
+        if transport is None:
+            transport = AiohttpTransport(limits=POOL_LIMITS)
+        self._http = httpx.AsyncClient(
+            base_url=config.base_url,
+            headers=self._headers(),
+            timeout=config.timeout,
+            transport=transport,
+        )
+
+    @classmethod
+    def from_config(
+        cls, config: ClientConfig, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> AsyncClient:
+        if not isinstance(config, ClientConfig):
+            raise ValueError(f"config must be a ClientConfig, got {type(config).__name__}")
+        return cls(
+            config.base_url,
+            config.token,
+            environment_id=config.environment_id,
+            timeout=config.timeout,
+            retry=config.retry,
+            transport=transport,
+        )
+
+    @classmethod
+    def from_env(
+        cls,
+        env: Mapping[str, str] | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> AsyncClient:
+        """See ``ClientConfig.from_env`` for the variables read."""
+        return cls.from_config(ClientConfig.from_env(env), transport=transport)
+
+    # -- the send loop ----------------------------------------------------------------------
+
+    async def _send_once(self, op: Operation[T]) -> T:
+        try:
+            response = await self._http.request(op.method, op.path, **self._request_kwargs(op))
+        except _TRANSPORT_ERRORS as exc:
+            raise self._connection_failed(op, exc, sent=_maybe_sent(exc)) from exc
+        return self._result(op, response)
+
+    async def _send(self, op: Operation[T]) -> T:
+        return await AsyncRetrying(**self._retry_options())(self._send_once, op)
+
+    async def _drive(self, flow: Flow[T]) -> T:
+        try:
+            op = next(flow)
+            while True:
+                op = flow.send(await self._send(op))
+        except StopIteration as done:
+            return done.value
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- environments, spaces, workbooks, sheets --------------------------------------------
+
+    async def list_environments(self) -> list[dict[str, Any]]:
+        return await self._send(ops.list_environments())
+
+    async def create_space(
+        self, name: str | None = None, environment_id: str | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        return await self._send(ops.create_space(name, self._environment(environment_id), **fields))
+
+    async def create_workbook(
+        self,
+        name: str,
+        sheets: Sequence[Mapping[str, Any]],
+        *,
+        space_id: str,
+        environment_id: str | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        env = self._environment(environment_id)
+        return await self._send(
+            ops.create_workbook(name, sheets, space_id=space_id, environment_id=env, **fields)
+        )
+
+    async def get_workbook(self, workbook_id: str) -> dict[str, Any]:
+        return await self._send(ops.get_workbook(workbook_id))
+
+    async def list_sheets(self, workbook_id: str) -> list[dict[str, Any]]:
+        return await self._send(ops.list_sheets(workbook_id))
+
+    async def get_sheet(self, sheet_id: str) -> dict[str, Any]:
+        return await self._send(ops.get_sheet(sheet_id))
+
+    # -- records ----------------------------------------------------------------------------
+
+    async def get_counts(self, sheet_id: str) -> RecordCounts:
+        return await self._send(ops.get_counts(sheet_id))
+
+    async def get_records(
+        self, sheet_id: str, *, page_number: int = 1, page_size: int = 10_000
+    ) -> pd.DataFrame:
+        """One page of records: columns ``_id``, ``_valid``, then one per field."""
+        return await self._send(
+            ops.get_records(sheet_id, page_number=page_number, page_size=page_size)
+        )
+
+    async def insert_records(
+        self, sheet_id: str, records: pd.DataFrame | Sequence[Mapping[str, Any]]
+    ) -> int:
+        """Insert ``[{field: value | cell}]`` or a DataFrame; returns how many were inserted."""
+        return await self._send(ops.insert_records(sheet_id, records))
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    async def create_job(
+        self,
+        type: str,
+        operation: str,
+        source: str,
+        *,
+        trigger: str = "immediate",
+        **fields: Any,
+    ) -> Job:
+        env = self._environment(fields.pop("environment_id", None))
+        return await self._send(
+            ops.create_job(type, operation, source, trigger=trigger, environment_id=env, **fields)
+        )
+
+    async def get_job(self, job_id: str) -> Job:
+        return await self._send(ops.get_job(job_id))
+
+    async def list_jobs(
+        self,
+        *,
+        parent_id: str | None = None,
+        page_number: int = 1,
+        page_size: int = 100,
+        **filters: Any,
+    ) -> list[Job]:
+        """One page of jobs. Without ``parent_id`` it is limited to the configured environment."""
+        if parent_id is None and "environmentId" not in filters:
+            filters.setdefault("environment_id", self._config.environment_id)
+        return await self._send(
+            ops.list_jobs(
+                parent_id=parent_id, page_number=page_number, page_size=page_size, **filters
+            )
+        )
+
+    async def list_parts(self, parent_id: str, *, page_size: int = 1_000) -> list[Job]:
+        """Every part of a split job (all pages of ``page_size``), ordered by part index."""
+        return await self._drive(ops.list_parts(parent_id, page_size=page_size))
+
+    async def update_job(self, job_id: str, **fields: Any) -> Job:
+        return await self._send(ops.update_job(job_id, **fields))
+
+    async def execute_job(self, job_id: str) -> None:
+        await self._send(ops.execute_job(job_id))
+
+    async def ack_job(
+        self, job_id: str, *, info: str | None = None, progress: int | None = None
+    ) -> Job:
+        return await self._send(ops.ack_job(job_id, info=info, progress=progress))
+
+    async def complete_job(
+        self,
+        job_id: str,
+        *,
+        message: str | None = None,
+        outcome: Mapping[str, Any] | None = None,
+        info: str | None = None,
+    ) -> Job:
+        return await self._send(
+            ops.complete_job(job_id, message=message, outcome=outcome, info=info)
+        )
+
+    async def fail_job(
+        self,
+        job_id: str,
+        *,
+        message: str | None = None,
+        outcome: Mapping[str, Any] | None = None,
+        info: str | None = None,
+    ) -> Job:
+        return await self._send(ops.fail_job(job_id, message=message, outcome=outcome, info=info))
+
+    async def cancel_job(self, job_id: str, *, info: str | None = None) -> Job:
+        return await self._send(ops.cancel_job(job_id, info=info))
+
+    async def retry_job(self, job_id: str) -> Job:
+        return await self._send(ops.retry_job(job_id))
+
+    async def split_job(
+        self,
+        job_id: str,
+        parts: int | Sequence[Mapping[str, Any]],
+        *,
+        run_in_parallel: bool = True,
+    ) -> Job:
+        """Split into parts; returns the parent. Find the parts with ``list_parts``."""
+        return await self._send(ops.split_job(job_id, parts, run_in_parallel=run_in_parallel))
+
+    # -- events -----------------------------------------------------------------------------
+
+    async def list_events(
+        self,
+        *,
+        since: datetime | str | None = None,
+        topic: str | None = None,
+        domain: str | None = None,
+        include_acknowledged: bool = False,
+        page_number: int = 1,
+        page_size: int = 100,
+    ) -> list[Event]:
+        """Events of the configured environment in creation order; ``since`` is exclusive."""
+        return await self._send(
+            ops.list_events(
+                since=since,
+                topic=topic,
+                domain=domain,
+                include_acknowledged=include_acknowledged,
+                page_number=page_number,
+                page_size=page_size,
+                environment_id=self._config.environment_id,
+            )
+        )
+
+    async def get_event(self, event_id: str) -> Event:
+        return await self._send(ops.get_event(event_id))
+
+    async def ack_event(self, event_id: str) -> None:
+        await self._send(ops.ack_event(event_id))

@@ -1,0 +1,282 @@
+"""``Client``: the synchronous send loop over ``httpx.Client``.
+
+Every method builds its request with ``operations`` and sends it here; the
+methods of ``AsyncClient`` are the same with ``await``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+import pandas as pd
+from tenacity import Retrying
+
+from splitkit.api import operations as ops
+from splitkit.api._base import POOL_LIMITS, BaseClient
+from splitkit.api.config import ClientConfig, RetryPolicy
+from splitkit.api.models import Event, Job, RecordCounts
+from splitkit.api.operations import Flow, Operation
+
+__all__ = ["Client"]
+
+T = TypeVar("T")
+
+# httpx errors raised before a single byte of the request went out.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+class Client(BaseClient):
+    """A Flatfile API client (real platform or the embedded server).
+
+    ``base_url`` includes ``/v1``. ``transport`` replaces httpx's default
+    (tests, proxies, in-process apps). Use as a context manager or ``close()``.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        environment_id: str | None = None,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        config = ClientConfig(
+            base_url, token, environment_id, timeout, RetryPolicy() if retry is None else retry
+        )
+        super().__init__(config)
+        self._http = httpx.Client(
+            base_url=config.base_url,
+            headers=self._headers(),
+            timeout=config.timeout,
+            limits=POOL_LIMITS,
+            transport=transport,
+        )
+
+    @classmethod
+    def from_config(
+        cls, config: ClientConfig, *, transport: httpx.BaseTransport | None = None
+    ) -> Client:
+        if not isinstance(config, ClientConfig):
+            raise ValueError(f"config must be a ClientConfig, got {type(config).__name__}")
+        return cls(
+            config.base_url,
+            config.token,
+            environment_id=config.environment_id,
+            timeout=config.timeout,
+            retry=config.retry,
+            transport=transport,
+        )
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, *, transport: httpx.BaseTransport | None = None
+    ) -> Client:
+        """See ``ClientConfig.from_env`` for the variables read."""
+        return cls.from_config(ClientConfig.from_env(env), transport=transport)
+
+    # -- the send loop ----------------------------------------------------------------------
+
+    def _send_once(self, op: Operation[T]) -> T:
+        try:
+            response = self._http.request(op.method, op.path, **self._request_kwargs(op))
+        except httpx.TransportError as exc:
+            sent = not isinstance(exc, _NOT_SENT)
+            raise self._connection_failed(op, exc, sent=sent) from exc
+        return self._result(op, response)
+
+    def _send(self, op: Operation[T]) -> T:
+        return Retrying(**self._retry_options())(self._send_once, op)
+
+    def _drive(self, flow: Flow[T]) -> T:
+        try:
+            op = next(flow)
+            while True:
+                op = flow.send(self._send(op))
+        except StopIteration as done:
+            return done.value
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- environments, spaces, workbooks, sheets --------------------------------------------
+
+    def list_environments(self) -> list[dict[str, Any]]:
+        return self._send(ops.list_environments())
+
+    def create_space(
+        self, name: str | None = None, environment_id: str | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        return self._send(ops.create_space(name, self._environment(environment_id), **fields))
+
+    def create_workbook(
+        self,
+        name: str,
+        sheets: Sequence[Mapping[str, Any]],
+        *,
+        space_id: str,
+        environment_id: str | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        env = self._environment(environment_id)
+        return self._send(
+            ops.create_workbook(name, sheets, space_id=space_id, environment_id=env, **fields)
+        )
+
+    def get_workbook(self, workbook_id: str) -> dict[str, Any]:
+        return self._send(ops.get_workbook(workbook_id))
+
+    def list_sheets(self, workbook_id: str) -> list[dict[str, Any]]:
+        return self._send(ops.list_sheets(workbook_id))
+
+    def get_sheet(self, sheet_id: str) -> dict[str, Any]:
+        return self._send(ops.get_sheet(sheet_id))
+
+    # -- records ----------------------------------------------------------------------------
+
+    def get_counts(self, sheet_id: str) -> RecordCounts:
+        return self._send(ops.get_counts(sheet_id))
+
+    def get_records(
+        self, sheet_id: str, *, page_number: int = 1, page_size: int = 10_000
+    ) -> pd.DataFrame:
+        """One page of records: columns ``_id``, ``_valid``, then one per field."""
+        return self._send(ops.get_records(sheet_id, page_number=page_number, page_size=page_size))
+
+    def insert_records(
+        self, sheet_id: str, records: pd.DataFrame | Sequence[Mapping[str, Any]]
+    ) -> int:
+        """Insert ``[{field: value | cell}]`` or a DataFrame; returns how many were inserted."""
+        return self._send(ops.insert_records(sheet_id, records))
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    def create_job(
+        self,
+        type: str,
+        operation: str,
+        source: str,
+        *,
+        trigger: str = "immediate",
+        **fields: Any,
+    ) -> Job:
+        env = self._environment(fields.pop("environment_id", None))
+        return self._send(
+            ops.create_job(type, operation, source, trigger=trigger, environment_id=env, **fields)
+        )
+
+    def get_job(self, job_id: str) -> Job:
+        return self._send(ops.get_job(job_id))
+
+    def list_jobs(
+        self,
+        *,
+        parent_id: str | None = None,
+        page_number: int = 1,
+        page_size: int = 100,
+        **filters: Any,
+    ) -> list[Job]:
+        """One page of jobs. Without ``parent_id`` it is limited to the configured environment."""
+        if parent_id is None and "environmentId" not in filters:
+            filters.setdefault("environment_id", self._config.environment_id)
+        return self._send(
+            ops.list_jobs(
+                parent_id=parent_id, page_number=page_number, page_size=page_size, **filters
+            )
+        )
+
+    def list_parts(self, parent_id: str, *, page_size: int = 1_000) -> list[Job]:
+        """Every part of a split job (all pages of ``page_size``), ordered by part index."""
+        return self._drive(ops.list_parts(parent_id, page_size=page_size))
+
+    def update_job(self, job_id: str, **fields: Any) -> Job:
+        return self._send(ops.update_job(job_id, **fields))
+
+    def execute_job(self, job_id: str) -> None:
+        self._send(ops.execute_job(job_id))
+
+    def ack_job(self, job_id: str, *, info: str | None = None, progress: int | None = None) -> Job:
+        return self._send(ops.ack_job(job_id, info=info, progress=progress))
+
+    def complete_job(
+        self,
+        job_id: str,
+        *,
+        message: str | None = None,
+        outcome: Mapping[str, Any] | None = None,
+        info: str | None = None,
+    ) -> Job:
+        return self._send(ops.complete_job(job_id, message=message, outcome=outcome, info=info))
+
+    def fail_job(
+        self,
+        job_id: str,
+        *,
+        message: str | None = None,
+        outcome: Mapping[str, Any] | None = None,
+        info: str | None = None,
+    ) -> Job:
+        return self._send(ops.fail_job(job_id, message=message, outcome=outcome, info=info))
+
+    def cancel_job(self, job_id: str, *, info: str | None = None) -> Job:
+        return self._send(ops.cancel_job(job_id, info=info))
+
+    def retry_job(self, job_id: str) -> Job:
+        return self._send(ops.retry_job(job_id))
+
+    def split_job(
+        self,
+        job_id: str,
+        parts: int | Sequence[Mapping[str, Any]],
+        *,
+        run_in_parallel: bool = True,
+    ) -> Job:
+        """Split into parts; returns the parent. Find the parts with ``list_parts``."""
+        return self._send(ops.split_job(job_id, parts, run_in_parallel=run_in_parallel))
+
+    # -- events -----------------------------------------------------------------------------
+
+    def list_events(
+        self,
+        *,
+        since: datetime | str | None = None,
+        topic: str | None = None,
+        domain: str | None = None,
+        include_acknowledged: bool = False,
+        page_number: int = 1,
+        page_size: int = 100,
+    ) -> list[Event]:
+        """Events of the configured environment in creation order; ``since`` is exclusive."""
+        return self._send(
+            ops.list_events(
+                since=since,
+                topic=topic,
+                domain=domain,
+                include_acknowledged=include_acknowledged,
+                page_number=page_number,
+                page_size=page_size,
+                environment_id=self._config.environment_id,
+            )
+        )
+
+    def get_event(self, event_id: str) -> Event:
+        return self._send(ops.get_event(event_id))
+
+    def ack_event(self, event_id: str) -> None:
+        self._send(ops.ack_event(event_id))

@@ -1,0 +1,126 @@
+"""Client settings as explicit value objects.
+
+Nothing here reads the environment unless asked: ``ClientConfig.from_env()``
+takes a mapping (``os.environ`` by default), so tests can hand in a dict.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+__all__ = ["PRODUCTION_URL", "ClientConfig", "RetryPolicy"]
+
+PRODUCTION_URL = "https://api.x.flatfile.com/v1"
+
+
+def _positive(name: str, value: object, *, allow_zero: bool = False) -> float:
+    # bool is an int subclass; True as a timeout is a bug, not 1 second.
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if number and math.isfinite(value) and (value > 0 or (allow_zero and value == 0)):  # type: ignore[arg-type,operator]
+        return float(value)  # type: ignore[arg-type]
+    kind = "a non-negative number" if allow_zero else "a positive number"
+    raise ValueError(f"{name} must be {kind}, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how patiently to retry a failed request.
+
+    ``attempts`` counts every try, the first included (1 = never retry).
+    The wait before retry *n* is ``initial * 2**(n-1)`` plus up to ``jitter``
+    seconds, capped at ``max_wait``; a 429's ``Retry-After`` replaces it
+    (capped too).
+    """
+
+    attempts: int = 4
+    initial: float = 0.1
+    max_wait: float = 5.0
+    jitter: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.attempts, int) or isinstance(self.attempts, bool):
+            raise ValueError(f"attempts must be a positive integer, got {self.attempts!r}")
+        if self.attempts < 1:
+            raise ValueError(f"attempts must be a positive integer, got {self.attempts!r}")
+        _positive("initial", self.initial, allow_zero=True)
+        _positive("max_wait", self.max_wait, allow_zero=True)
+        _positive("jitter", self.jitter, allow_zero=True)
+
+    def backoff(self, retry_number: int, random_fraction: float) -> float:
+        """Seconds to wait before retry ``retry_number`` (1-based)."""
+        wait = self.initial * 2 ** (retry_number - 1) + random_fraction * self.jitter
+        return min(wait, self.max_wait)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    """Where the API is and how to talk to it.
+
+    ``base_url`` includes the version root (``.../v1``), like the official
+    Python SDK's ``base_url``. The token is kept out of ``repr``.
+    """
+
+    base_url: str
+    token: str = field(repr=False)
+    environment_id: str | None = None
+    timeout: float = 30.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.base_url, str) or not self.base_url.strip():
+            raise ValueError(f"base_url must be an http(s) URL, got {self.base_url!r}")
+        url = self.base_url.strip().rstrip("/")
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"base_url must be an http(s) URL, got {self.base_url!r}")
+        object.__setattr__(self, "base_url", url)
+        if not isinstance(self.token, str) or not self.token.strip():
+            # Never echo the value: it may be a real secret with a typo.
+            raise ValueError("token must be a non-empty string")
+        if self.environment_id is not None and (
+            not isinstance(self.environment_id, str) or not self.environment_id.strip()
+        ):
+            raise ValueError(
+                f"environment_id must be a non-empty string or None, got {self.environment_id!r}"
+            )
+        object.__setattr__(self, "timeout", _positive("timeout", self.timeout))
+        if not isinstance(self.retry, RetryPolicy):
+            raise ValueError(f"retry must be a RetryPolicy, got {self.retry!r}")
+
+    @classmethod
+    def from_env(
+        cls,
+        env: Mapping[str, str] | None = None,
+        *,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+    ) -> ClientConfig:
+        """Read the settings the Flatfile SDKs read.
+
+        Token: ``FLATFILE_API_KEY``, else ``FLATFILE_BEARER_TOKEN`` (the alias
+        counts only when the primary is unset or empty). URL:
+        ``FLATFILE_API_URL`` with ``/v1`` appended when missing, else
+        production. Environment: ``FLATFILE_ENVIRONMENT_ID``.
+        """
+        env = os.environ if env is None else env
+        token = env.get("FLATFILE_API_KEY") or env.get("FLATFILE_BEARER_TOKEN")
+        if not token:
+            raise ValueError(
+                "FLATFILE_API_KEY (or FLATFILE_BEARER_TOKEN) must be set to read the config "
+                "from the environment"
+            )
+        url = env.get("FLATFILE_API_URL") or PRODUCTION_URL
+        url = url.strip().rstrip("/")
+        if not url.endswith("/v1"):
+            url += "/v1"
+        return cls(
+            base_url=url,
+            token=token,
+            environment_id=env.get("FLATFILE_ENVIRONMENT_ID") or None,
+            timeout=timeout,
+            retry=RetryPolicy() if retry is None else retry,
+        )

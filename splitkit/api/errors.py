@@ -1,0 +1,136 @@
+"""The exceptions the client raises.
+
+    SplitkitError
+    ├── ApiError                 the server answered with a 4xx/5xx
+    │   ├── AuthError            401, 403: missing, wrong or insufficient token
+    │   ├── NotFoundError        404: unknown id
+    │   ├── BadRequestError      400, 422: the server refused the input
+    │   │   └── InvalidTransitionError   400 with error key "transition"
+    │   ├── RateLimitedError     429 (``retry_after`` in seconds, or None)
+    │   └── ServerError          5xx (a busy server's 503 carries ``retry_after`` too)
+    └── ConnectionFailedError    no answer: cannot connect, timed out, connection dropped
+
+Argument checks raise ``ValueError`` before anything is sent.
+
+Messages read as ``POST /jobs/us_jb_x/complete → 400: Job us_jb_x is complete;
+cannot complete``. The token is never part of a message or a repr.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+__all__ = [
+    "ApiError",
+    "AuthError",
+    "BadRequestError",
+    "ConnectionFailedError",
+    "InvalidTransitionError",
+    "NotFoundError",
+    "RateLimitedError",
+    "ServerError",
+    "SplitkitError",
+]
+
+
+E = TypeVar("E", bound=Exception)
+
+
+class SplitkitError(Exception):
+    """Base class of every error splitkit raises on purpose."""
+
+
+class ApiError(SplitkitError):
+    """The server answered with an error status.
+
+    ``path`` is relative to the base URL (``/jobs/us_jb_x``); ``body`` is the
+    decoded JSON body, or its text when it was not JSON; ``key`` is the first
+    error's ``key`` when the server gave one; ``retry_after`` is the server's
+    ``Retry-After`` in seconds (429 and 503 send it), else None.
+    """
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        status: int,
+        message: str,
+        body: Any = None,
+        *,
+        key: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.status = status
+        self.message = message
+        self.body = body
+        self.key = key
+        self.retry_after = retry_after
+        super().__init__(f"{method} {path} → {status}: {message}")
+
+    def __repr__(self) -> str:
+        # The default repr would repeat args; keep it short and body-free.
+        return f"{type(self).__name__}({self})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Picklable (process and Dask executors) despite the keyword-only arguments.
+        return (_rebuild, (type(self), self.args, self.__dict__.copy()))
+
+
+def _rebuild(cls: type[E], args: tuple[Any, ...], state: dict[str, Any]) -> E:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
+
+class AuthError(ApiError):
+    """401 or 403: the token is missing, wrong, or not allowed to do this."""
+
+
+class NotFoundError(ApiError):
+    """404: no such resource."""
+
+
+class BadRequestError(ApiError):
+    """400 or 422: the server refused the request's body or query."""
+
+
+class InvalidTransitionError(BadRequestError):
+    """400 with error key ``transition``: the job's status does not allow this step."""
+
+    @property
+    def job_id(self) -> str | None:
+        """The job the refused step was aimed at, read from the path."""
+        parts = self.path.strip("/").split("/")
+        return parts[1] if len(parts) >= 2 and parts[0] == "jobs" else None
+
+
+class RateLimitedError(ApiError):
+    """429: slow down; ``retry_after`` is the server's hint in seconds, if any."""
+
+
+class ServerError(ApiError):
+    """5xx: the server failed; retried by the client before it reaches you."""
+
+
+class ConnectionFailedError(SplitkitError):
+    """No HTTP answer: the connection was refused, dropped, or timed out.
+
+    ``request_sent`` is False when the request certainly never left (the
+    connection could not be made), True when the server may have seen it.
+    """
+
+    def __init__(self, method: str, url: str, reason: str, *, request_sent: bool = True) -> None:
+        self.method = method
+        self.url = url
+        self.reason = reason
+        self.request_sent = request_sent
+        super().__init__(f"{method} {url}: {reason}")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args, self.__dict__.copy()))

@@ -1,0 +1,505 @@
+"""Every endpoint, once: what to send and how to read the answer. No I/O.
+
+Each function checks its arguments (``ValueError``) and returns an
+``Operation``: method, path (relative to the base URL), query params, JSON
+body and a ``parse`` function from response bytes to the result. ``Client``
+and ``AsyncClient`` only send them.
+
+Work that takes several requests (paging through a job's parts) is a
+generator that yields operations and receives their parsed results; both send
+loops drive the same generator (the shape of ``httpx/_auth.py``).
+
+Query values are encoded as the official SDKs do: ``true``/``false`` for
+bools, repeated keys for lists, ISO-8601 with ``Z`` for datetimes.
+Extra ``**fields`` may be given in snake_case or camelCase; top-level keys
+become camelCase on the wire (nested dicts are sent untouched).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote
+
+import orjson
+import pandas as pd
+
+from splitkit.api.frames import records_body, records_frame
+from splitkit.api.models import Event, Job, RecordCounts
+
+# The endpoint functions are used as `operations.get_job(...)`; only the types are re-exported.
+__all__ = ["Flow", "Operation", "Page"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+MAX_RECORDS_PAGE_SIZE = 10_000
+MAX_EVENTS_PAGE_SIZE = 1_000
+MAX_JOBS_PAGE_SIZE = 10_000
+TRIGGERS = ("immediate", "manual")
+
+Params = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Operation(Generic[T]):
+    """One request and the reader of its answer. ``json=None`` sends no body."""
+
+    method: str
+    path: str
+    parse: Callable[[bytes], T]
+    params: Params = ()
+    json: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """A page of a list, with the ``pagination`` object when the server sent one."""
+
+    items: list[T]
+    pagination: Mapping[str, Any] | None = None
+
+
+# A multi-request flow: yields operations, is sent their results, returns R.
+Flow = Generator[Operation[Any], Any, R]
+
+
+# -- encoding ------------------------------------------------------------------------------
+
+
+def _camel(key: str) -> str:
+    head, *rest = key.split("_")
+    return head + "".join(word[:1].upper() + word[1:] for word in rest)
+
+
+def _wire_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    return {_camel(k): v for k, v in fields.items() if v is not None}
+
+
+def _iso(value: datetime) -> str:
+    # Naive datetimes are taken as UTC, like the server's own timestamps.
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def _query_value(key: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return _iso(value)
+    if isinstance(value, str | int | float):
+        return str(value)
+    raise ValueError(
+        f"{key} must be a string, number, bool, datetime or a list of them, got {value!r:.100}"
+    )
+
+
+def encode_query(params: Mapping[str, Any]) -> Params:
+    """Query params as pairs: ``None`` dropped, bools lower-case, lists repeated."""
+    pairs: list[tuple[str, str]] = []
+    for key, value in params.items():
+        if value is None:
+            continue
+        values = value if isinstance(value, list | tuple | set | frozenset) else [value]
+        pairs.extend((_camel(key), _query_value(key, v)) for v in values)
+    return tuple(pairs)
+
+
+def _segment(name: str, value: object) -> str:
+    """An id as one path segment, escaped so it can never change the route."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+    return quote(value, safe="")
+
+
+def _int_in(name: str, value: object, low: int, high: int | None = None) -> int:
+    bad = not isinstance(value, int) or isinstance(value, bool)
+    if bad or value < low or (high is not None and value > high):  # type: ignore[operator]
+        if high is not None:
+            kind = f"an integer between {low} and {high:,}"
+        else:
+            kind = {0: "a non-negative integer", 1: "a positive integer"}.get(
+                low, f"an integer >= {low}"
+            )
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def _optional_str(name: str, value: object) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"{name} must be a string or None, got {value!r}")
+    return value
+
+
+def _optional_mapping(name: str, value: object) -> dict[str, Any] | None:
+    if value is not None and not isinstance(value, Mapping):
+        raise ValueError(f"{name} must be a dict or None, got {value!r}")
+    return None if value is None else dict(value)
+
+
+# -- decoding ------------------------------------------------------------------------------
+
+
+def _data(content: bytes) -> Any:
+    return orjson.loads(content)["data"]
+
+
+def _dict(content: bytes) -> dict[str, Any]:
+    data = _data(content)
+    if not isinstance(data, dict):
+        raise ValueError(f"expected a JSON object in data, got {type(data).__name__}")
+    return data
+
+
+def _dicts(content: bytes) -> list[dict[str, Any]]:
+    data = _data(content)
+    if not isinstance(data, list):
+        raise ValueError(f"expected a JSON array in data, got {type(data).__name__}")
+    return data
+
+
+def _job(content: bytes) -> Job:
+    return Job.from_wire(_dict(content))
+
+
+def _jobs_page(content: bytes) -> Page[Job]:
+    body = orjson.loads(content)
+    return Page([Job.from_wire(j) for j in body["data"]], body.get("pagination"))
+
+
+def _jobs(content: bytes) -> list[Job]:
+    return _jobs_page(content).items
+
+
+def _event(content: bytes) -> Event:
+    return Event.from_wire(_dict(content))
+
+
+def _events(content: bytes) -> list[Event]:
+    return [Event.from_wire(e) for e in _dicts(content)]
+
+
+def _counts(content: bytes) -> RecordCounts:
+    return RecordCounts.from_wire(_dict(content))
+
+
+def _nothing(content: bytes) -> None:
+    return None
+
+
+# -- environments, spaces, workbooks, sheets -----------------------------------------------
+
+
+def list_environments() -> Operation[list[dict[str, Any]]]:
+    return Operation("GET", "/environments", _dicts)
+
+
+def create_space(
+    name: str | None = None, environment_id: str | None = None, **fields: Any
+) -> Operation[dict[str, Any]]:
+    body = _wire_fields(
+        {"name": _optional_str("name", name), "environment_id": environment_id, **fields}
+    )
+    return Operation("POST", "/spaces", _dict, json=body)
+
+
+def create_workbook(
+    name: str,
+    sheets: Sequence[Mapping[str, Any]],
+    *,
+    space_id: str,
+    environment_id: str | None = None,
+    **fields: Any,
+) -> Operation[dict[str, Any]]:
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"name must be a non-empty string, got {name!r}")
+    if isinstance(sheets, str | bytes | Mapping) or not isinstance(sheets, Sequence):
+        raise ValueError(f"sheets must be a list of sheet configs, got {sheets!r:.100}")
+    for i, sheet in enumerate(sheets):
+        if not isinstance(sheet, Mapping):
+            raise ValueError(f"sheets[{i}] must be a dict (a sheet config), got {sheet!r:.100}")
+    _segment("space_id", space_id)
+    body = _wire_fields(
+        {
+            "name": name,
+            "space_id": space_id,
+            "environment_id": environment_id,
+            "sheets": [dict(s) for s in sheets],
+            **fields,
+        }
+    )
+    return Operation("POST", "/workbooks", _dict, json=body)
+
+
+def get_workbook(workbook_id: str) -> Operation[dict[str, Any]]:
+    return Operation("GET", f"/workbooks/{_segment('workbook_id', workbook_id)}", _dict)
+
+
+def list_sheets(workbook_id: str) -> Operation[list[dict[str, Any]]]:
+    _segment("workbook_id", workbook_id)
+    return Operation("GET", "/sheets", _dicts, encode_query({"workbook_id": workbook_id}))
+
+
+def get_sheet(sheet_id: str) -> Operation[dict[str, Any]]:
+    return Operation("GET", f"/sheets/{_segment('sheet_id', sheet_id)}", _dict)
+
+
+# -- records -------------------------------------------------------------------------------
+
+
+def get_counts(sheet_id: str) -> Operation[RecordCounts]:
+    return Operation("GET", f"/sheets/{_segment('sheet_id', sheet_id)}/counts", _counts)
+
+
+def get_records(
+    sheet_id: str, *, page_number: int = 1, page_size: int = MAX_RECORDS_PAGE_SIZE
+) -> Operation[pd.DataFrame]:
+    path = f"/sheets/{_segment('sheet_id', sheet_id)}/records"
+    query = encode_query(
+        {
+            "page_number": _int_in("page_number", page_number, 1),
+            "page_size": _int_in("page_size", page_size, 1, MAX_RECORDS_PAGE_SIZE),
+        }
+    )
+    return Operation("GET", path, records_frame, query)
+
+
+def insert_records(
+    sheet_id: str, records: pd.DataFrame | Sequence[Mapping[str, Any]]
+) -> Operation[int]:
+    path = f"/sheets/{_segment('sheet_id', sheet_id)}/records"
+    body = records_body(records)
+
+    def parse(content: bytes) -> int:
+        # Part B marks `records` optional in the answer: fall back to what was sent.
+        data = _data(content)
+        sent = data.get("records") if isinstance(data, dict) else None
+        return len(sent) if isinstance(sent, list) else len(body)
+
+    return Operation("POST", path, parse, json=body)
+
+
+# -- jobs ----------------------------------------------------------------------------------
+
+
+def create_job(
+    type: str,
+    operation: str,
+    source: str,
+    *,
+    trigger: str = "immediate",
+    environment_id: str | None = None,
+    **fields: Any,
+) -> Operation[Job]:
+    for name, value in (("type", type), ("operation", operation), ("source", source)):
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+    if trigger not in TRIGGERS:
+        raise ValueError(f"trigger must be 'immediate' or 'manual', got {trigger!r}")
+    body = _wire_fields(
+        {
+            "type": type,
+            "operation": operation,
+            "source": source,
+            "trigger": trigger,
+            "environment_id": environment_id,
+            **fields,
+        }
+    )
+    return Operation("POST", "/jobs", _job, json=body)
+
+
+def get_job(job_id: str) -> Operation[Job]:
+    return Operation("GET", f"/jobs/{_segment('job_id', job_id)}", _job)
+
+
+def list_jobs_page(
+    *,
+    parent_id: str | None = None,
+    page_number: int = 1,
+    page_size: int = 100,
+    **filters: Any,
+) -> Operation[Page[Job]]:
+    if parent_id is not None:
+        _segment("parent_id", parent_id)
+    query = encode_query(
+        {
+            "parent_id": parent_id,
+            **filters,
+            "page_number": _int_in("page_number", page_number, 1),
+            "page_size": _int_in("page_size", page_size, 1, MAX_JOBS_PAGE_SIZE),
+        }
+    )
+    return Operation("GET", "/jobs", _jobs_page, query)
+
+
+def list_jobs(
+    *,
+    parent_id: str | None = None,
+    page_number: int = 1,
+    page_size: int = 100,
+    **filters: Any,
+) -> Operation[list[Job]]:
+    page = list_jobs_page(
+        parent_id=parent_id, page_number=page_number, page_size=page_size, **filters
+    )
+    return Operation(page.method, page.path, _jobs, page.params)
+
+
+def list_parts(parent_id: str, *, page_size: int = MAX_JOBS_PAGE_SIZE) -> Flow[list[Job]]:
+    """Every part of ``parent_id``, all pages, ordered by part index."""
+    # Check here: a generator's body would only run at the first send.
+    _segment("parent_id", parent_id)
+    _int_in("page_size", page_size, 1, MAX_JOBS_PAGE_SIZE)
+    return _list_parts(parent_id, page_size)
+
+
+def _list_parts(parent_id: str, page_size: int) -> Flow[list[Job]]:
+    parts: list[Job] = []
+    page_number = 1
+    while True:
+        page: Page[Job] = yield list_jobs_page(
+            parent_id=parent_id, page_number=page_number, page_size=page_size
+        )
+        parts.extend(page.items)
+        # Stop on a short page, or when the server says this was the last one.
+        last = (page.pagination or {}).get("pageCount")
+        if len(page.items) < page_size or (isinstance(last, int) and page_number >= last):
+            break
+        page_number += 1
+    return sorted(parts, key=lambda job: (job.part is None, job.part or 0))
+
+
+def update_job(job_id: str, **fields: Any) -> Operation[Job]:
+    if not fields:
+        raise ValueError("update_job needs at least one field to change, e.g. progress=50")
+    path = f"/jobs/{_segment('job_id', job_id)}"
+    return Operation("PATCH", path, _job, json=_wire_fields(fields))
+
+
+def execute_job(job_id: str) -> Operation[None]:
+    return Operation("POST", f"/jobs/{_segment('job_id', job_id)}/execute", _nothing)
+
+
+def ack_job(job_id: str, *, info: str | None = None, progress: int | None = None) -> Operation[Job]:
+    if progress is not None:
+        _int_in("progress", progress, 0, 100)
+    body = _wire_fields({"info": _optional_str("info", info), "progress": progress})
+    # An ack without details goes without a body, as the Node SDK sends it.
+    path = f"/jobs/{_segment('job_id', job_id)}/ack"
+    return Operation("POST", path, _job, json=body or None)
+
+
+def _ending(
+    verb: str,
+    job_id: str,
+    message: str | None,
+    outcome: Mapping[str, Any] | None,
+    info: str | None,
+) -> Operation[Job]:
+    outcome = _optional_mapping("outcome", outcome)
+    if _optional_str("message", message) is not None:
+        outcome = {**(outcome or {}), "message": message}
+    body = _wire_fields({"outcome": outcome, "info": _optional_str("info", info)})
+    path = f"/jobs/{_segment('job_id', job_id)}/{verb}"
+    return Operation("POST", path, _job, json=body or None)
+
+
+def complete_job(
+    job_id: str,
+    *,
+    message: str | None = None,
+    outcome: Mapping[str, Any] | None = None,
+    info: str | None = None,
+) -> Operation[Job]:
+    """``message`` is shorthand for ``outcome["message"]`` (and wins over it)."""
+    return _ending("complete", job_id, message, outcome, info)
+
+
+def fail_job(
+    job_id: str,
+    *,
+    message: str | None = None,
+    outcome: Mapping[str, Any] | None = None,
+    info: str | None = None,
+) -> Operation[Job]:
+    """``message`` is shorthand for ``outcome["message"]`` (and wins over it)."""
+    return _ending("fail", job_id, message, outcome, info)
+
+
+def cancel_job(job_id: str, *, info: str | None = None) -> Operation[Job]:
+    body = _wire_fields({"info": _optional_str("info", info)})
+    path = f"/jobs/{_segment('job_id', job_id)}/cancel"
+    return Operation("POST", path, _job, json=body or None)
+
+
+def retry_job(job_id: str) -> Operation[Job]:
+    return Operation("POST", f"/jobs/{_segment('job_id', job_id)}/retry", _job)
+
+
+def split_job(
+    job_id: str,
+    parts: int | Sequence[Mapping[str, Any]],
+    *,
+    run_in_parallel: bool = True,
+) -> Operation[Job]:
+    """Split into ``parts`` parts (an int), or one part per dict of part data."""
+    wire_parts: int | list[dict[str, Any]]
+    if isinstance(parts, int) and not isinstance(parts, bool) and parts >= 1:
+        wire_parts = parts
+    elif isinstance(parts, Sequence) and not isinstance(parts, str | bytes) and parts:
+        for i, part in enumerate(parts):
+            if not isinstance(part, Mapping):
+                raise ValueError(f"parts[{i}] must be a dict of part data, got {part!r:.100}")
+        wire_parts = [dict(p) for p in parts]
+    else:
+        raise ValueError(
+            f"parts must be a positive integer or a non-empty list of dicts, got {parts!r:.100}"
+        )
+    if not isinstance(run_in_parallel, bool):
+        raise ValueError(f"run_in_parallel must be True or False, got {run_in_parallel!r}")
+    body = {"parts": wire_parts, "runInParallel": run_in_parallel}
+    return Operation("POST", f"/jobs/{_segment('job_id', job_id)}/split", _job, json=body)
+
+
+# -- events --------------------------------------------------------------------------------
+
+
+def list_events(
+    *,
+    since: datetime | str | None = None,
+    topic: str | None = None,
+    domain: str | None = None,
+    include_acknowledged: bool = False,
+    page_number: int = 1,
+    page_size: int = 100,
+    environment_id: str | None = None,
+) -> Operation[list[Event]]:
+    if since is not None and not isinstance(since, datetime | str):
+        raise ValueError(f"since must be a datetime, an ISO-8601 string or None, got {since!r}")
+    if not isinstance(include_acknowledged, bool):
+        raise ValueError(
+            f"include_acknowledged must be True or False, got {include_acknowledged!r}"
+        )
+    query = encode_query(
+        {
+            "environment_id": environment_id,
+            "since": since,
+            "topic": _optional_str("topic", topic),
+            "domain": _optional_str("domain", domain),
+            "include_acknowledged": include_acknowledged,
+            "page_number": _int_in("page_number", page_number, 1),
+            "page_size": _int_in("page_size", page_size, 1, MAX_EVENTS_PAGE_SIZE),
+        }
+    )
+    return Operation("GET", "/events", _events, query)
+
+
+def get_event(event_id: str) -> Operation[Event]:
+    return Operation("GET", f"/events/{_segment('event_id', event_id)}", _event)
+
+
+def ack_event(event_id: str) -> Operation[None]:
+    return Operation("POST", f"/events/{_segment('event_id', event_id)}/ack", _nothing)

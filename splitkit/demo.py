@@ -1,0 +1,92 @@
+"""The main job, end to end on the embedded server: counts → plan → split → dispatch →
+outcomes → summary → settle, over about 100,000 generated records."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any, TextIO
+
+import pandas as pd
+
+from splitkit.connect import connect
+from splitkit.dispatch import Part, dispatch
+from splitkit.outcomes import settle, summarize
+from splitkit.pipeline import split_parent, start_parent_job
+from splitkit.plan import plan_parts
+
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.IGNORECASE)
+FAIL_ON_PURPOSE = frozenset({7, 42, 77})  # parts the demo handler rejects, to show failures
+
+
+def demo_handler(part: Part) -> dict[str, Any]:
+    """Checks and transforms one part's records, as a real handler would.
+
+    Normalizes e-mails, counts invalid rows, and rejects a few parts on purpose so the
+    run shows what failure looks like.
+    """
+    records = part.records
+    if part.index in FAIL_ON_PURPOSE:
+        raise ValueError(f"part {part.index}: upstream system rejected the batch (on purpose)")
+    emails = records.get("email", pd.Series(dtype="object")).astype("string").str.strip()
+    normalized = emails.str.lower()
+    bad_email = int((~normalized.fillna("").str.match(EMAIL)).sum())
+    invalid = int((~records["_valid"].astype(bool)).sum()) if "_valid" in records else 0
+    part.progress(1.0, "checked")
+    return {
+        "message": f"{len(records)} records checked: {invalid} invalid, {bad_email} bad e-mails",
+        "heading": f"Part {part.index + 1}",
+    }
+
+
+def run_demo(
+    records: int = 100_000,
+    batch_size: int = 1_000,
+    concurrency: int = 8,
+    *,
+    out: TextIO | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run the whole pipeline and print each stage; returns the frames for inspection."""
+
+    def say(text: str = "") -> None:
+        print(text, file=out, flush=True)
+
+    pd.set_option("display.width", 120)
+    started = time.perf_counter()
+    with connect(records=records) as conn:
+        client, sheet_id = conn.client, conn.sheet_id
+        assert sheet_id is not None
+        say(f"embedded Flatfile server at {conn.config.base_url}")
+        counts = client.get_counts(sheet_id)
+        say(f"sheet {sheet_id}: {counts.total:,} records ({counts.valid:,} valid, "
+            f"{counts.error:,} with errors)")
+
+        plan = plan_parts(counts.total, batch_size=batch_size)
+        say(f"\nplan: {len(plan):,} parts of up to {batch_size:,} records")
+        say(plan.head().to_string(index=False))
+
+        parent = start_parent_job(client, sheet_id)
+        parts = split_parent(client, parent.id, plan)
+        say(f"\nparent job {parent.id} split into {len(parts):,} parts\n")
+
+        handle = dispatch(
+            client, parent.id, demo_handler, concurrency=concurrency, progress=progress,
+            wait=True,
+        )
+        outcomes = handle.outcomes
+        summary = summarize(outcomes)
+        say("\nsummary:")
+        say(summary.T.to_string(header=False))
+
+        failed = outcomes[outcomes["status"] == "failed"]
+        if len(failed):
+            say("\nfailed parts:")
+            say(failed[["part", "job_id", "error"]].to_string(index=False))
+
+        result = settle(client, parent.id, summary)
+        final = client.get_job(parent.id)
+        say(f"\nparent {parent.id}: {final.status} — {result.message}")
+        say(f"done in {time.perf_counter() - started:.1f} s")
+        return {"plan": plan, "parts": parts, "outcomes": outcomes, "summary": summary,
+                "parent": final, "settle": result}

@@ -1,0 +1,152 @@
+"""Running a parent's parts: `dispatch()` and what it is made of."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from splitkit.api import AsyncClient, Client, ClientConfig
+from splitkit.dispatch.controls import Controls, check_concurrency
+from splitkit.dispatch.engine import TRANSIENT, DispatchOptions, Engine
+from splitkit.dispatch.steps import PartTimeoutError
+from splitkit.dispatch.executors import (
+    DaskExecutor,
+    Executor,
+    Handler,
+    LoopExecutor,
+    ProcessExecutor,
+    ThreadExecutor,
+)
+from splitkit.dispatch.handle import RunHandle
+from splitkit.dispatch.part import Part
+from splitkit.dispatch.progress import RunObserver, TqdmProgress
+from splitkit.dispatch.state import RunState
+
+__all__ = [
+    "DaskExecutor",
+    "DispatchOptions",
+    "Executor",
+    "LoopExecutor",
+    "Part",
+    "PartTimeoutError",
+    "ProcessExecutor",
+    "RunHandle",
+    "RunObserver",
+    "RunState",
+    "ThreadExecutor",
+    "dispatch",
+]
+
+
+def dispatch(
+    client: Client | AsyncClient | ClientConfig,
+    parent_job_id: str,
+    handler: Handler,
+    *,
+    plan: pd.DataFrame | None = None,
+    concurrency: int = 8,
+    timeout: float | None = None,
+    retries: int = 2,
+    retry_on: tuple[type[BaseException], ...] = TRANSIENT,
+    executor: Executor | None = None,
+    progress: bool = True,
+    tqdm_class: Any = None,
+    observers: Sequence[RunObserver] = (),
+    panel: bool | None = None,
+    wait: bool | None = None,
+) -> RunHandle:
+    """Process every part of a split parent job that has not ended yet.
+
+    For each part: ack, fetch its records as a DataFrame, call `handler(part)`, then
+    complete the part with what it returned (None, a message, or an outcome dict), or fail
+    it with the exception's message (the traceback is kept in the outcome frame). Parts
+    ended on the server by an earlier run are not run again, so a run that was canceled
+    or killed finishes the rest when started again.
+
+    Returns a `RunHandle`. Where an event loop is already running (Jupyter), it returns at
+    once and the run goes on in the background; elsewhere it blocks until the run ends.
+    `wait=` overrides either way. In a notebook the control panel is shown (`panel=`
+    overrides); else a tqdm bar (`progress=False` for none, `tqdm_class=` to choose).
+    """
+    config = _config_of(client)
+    if not isinstance(parent_job_id, str) or not parent_job_id:
+        raise ValueError(f"parent_job_id must be a job id string, got {parent_job_id!r}")
+    if not callable(handler):
+        raise TypeError(f"handler must be callable (a function of one Part), got {handler!r}")
+    check_concurrency(concurrency)
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
+    ):
+        raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ValueError(f"retries must be a non-negative integer, got {retries!r}")
+    if plan is not None and not isinstance(plan, pd.DataFrame):
+        raise TypeError(f"plan must be a DataFrame from plan_parts(), got {type(plan).__name__}")
+    if executor is not None and not isinstance(executor, Executor):
+        raise TypeError(f"executor must be an Executor (run/close), got {executor!r}")
+
+    in_loop = _loop_running()
+    show_panel = in_loop and _in_notebook() if panel is None else panel
+    all_observers = list(observers)
+    panel_widget = None
+    if show_panel:
+        from splitkit.notebook.panel import ControlPanel
+
+        panel_widget = ControlPanel()
+        all_observers.append(panel_widget)
+    elif progress:
+        all_observers.append(TqdmProgress(tqdm_class))
+
+    controls = Controls(concurrency)
+    engine = Engine(
+        config,
+        parent_job_id,
+        handler,
+        options=DispatchOptions(
+            concurrency=concurrency, timeout_s=timeout, retries=retries, retry_on=retry_on
+        ),
+        executor=executor or LoopExecutor(),
+        controls=controls,
+        state=RunState(parent_id=parent_job_id),
+        observers=all_observers,
+        plan=plan,
+    )
+    handle = RunHandle(engine)
+    if panel_widget is not None:
+        panel_widget.bind(handle)
+        panel_widget.display()
+    handle.start()
+    block = (not in_loop) if wait is None else wait
+    if block:
+        handle.wait()
+    return handle
+
+
+def _config_of(client: Client | AsyncClient | ClientConfig) -> ClientConfig:
+    if isinstance(client, ClientConfig):
+        return client
+    if isinstance(client, Client | AsyncClient):
+        return client.config
+    raise TypeError(
+        f"client must be a splitkit Client, AsyncClient or ClientConfig, got {type(client).__name__}"
+    )
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"

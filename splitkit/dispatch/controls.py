@@ -1,0 +1,121 @@
+"""Pause, resume, cancel and concurrency: set from any thread, obeyed by the engine's loop.
+
+The engine runs on its own event loop in a background thread (so notebook buttons keep
+working while parts run). Calls from other threads are handed to that loop with
+`call_soon_threadsafe`; the state itself only ever changes on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+
+
+def check_concurrency(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"concurrency must be a positive integer, got {value!r}")
+    return value
+
+
+class Controls:
+    """The run's steering wheel. Safe to call from any thread, before or during the run."""
+
+    def __init__(self, concurrency: int) -> None:
+        self._limit = check_concurrency(concurrency)
+        self._paused = False
+        self._cancelled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+        self._changed: asyncio.Condition | None = None
+        self._listeners: list[Callable[[], None]] = []
+
+    # -- read from anywhere ------------------------------------------------------------
+    @property
+    def concurrency(self) -> int:
+        return self._limit
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    def on_change(self, callback: Callable[[], None]) -> None:
+        """Call `callback` (on the engine's thread) whenever a control changes."""
+        self._listeners.append(callback)
+
+    # -- set from anywhere -------------------------------------------------------------
+    def pause(self) -> None:
+        """Start no new part until `resume()`; running parts go on to the end."""
+        self._apply(lambda: setattr(self, "_paused", True))
+
+    def resume(self) -> None:
+        self._apply(lambda: setattr(self, "_paused", False))
+
+    def cancel(self) -> None:
+        """Start no new part; the engine then cancels the parts that never started."""
+        self._apply(lambda: setattr(self, "_cancelled", True))
+
+    def set_concurrency(self, value: int) -> None:
+        """Change how many parts may run at once, while the run goes on."""
+        value = check_concurrency(value)
+        self._apply(lambda: setattr(self, "_limit", value))
+
+    def _apply(self, change: Callable[[], None]) -> None:
+        with self._lock:
+            loop = self._loop
+            if loop is None or loop.is_closed():
+                change()  # not running (yet, or any more): nothing waits on the state
+                return
+        if _running_loop() is loop:
+            self._changed_now(change)
+        else:
+            loop.call_soon_threadsafe(self._changed_now, change)
+
+    def _changed_now(self, change: Callable[[], None]) -> None:
+        change()
+        if self._changed is not None:
+            asyncio.get_running_loop().create_task(self._notify())
+        for listener in self._listeners:
+            listener()
+
+    async def _notify(self) -> None:
+        assert self._changed is not None
+        async with self._changed:
+            self._changed.notify_all()
+
+    # -- used by the engine, on its loop -----------------------------------------------
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._lock:
+            self._loop = loop
+            self._changed = asyncio.Condition()
+
+    def unbind(self) -> None:
+        with self._lock:
+            self._loop = None
+            self._changed = None
+
+    async def slot(self, running: Callable[[], int]) -> bool:
+        """Wait until a new part may start; False once the run is cancelled."""
+        assert self._changed is not None, "bind() first"
+        async with self._changed:
+            await self._changed.wait_for(
+                lambda: self._cancelled or (not self._paused and running() < self._limit)
+            )
+        return not self._cancelled
+
+    async def part_ended(self) -> None:
+        """A running part ended: a slot may have opened."""
+        if self._changed is not None:
+            async with self._changed:
+                self._changed.notify_all()
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None

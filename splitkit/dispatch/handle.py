@@ -1,0 +1,122 @@
+"""`RunHandle`: a dispatch running on its own thread, steered and watched from anywhere.
+
+The engine gets a thread and an event loop of its own, so a notebook cell returns at once
+and the kernel stays free to handle button clicks while parts run. `wait()` blocks,
+`await handle` suspends, and the outcome frame can be read at any moment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import Generator
+from typing import Any
+
+import pandas as pd
+
+from splitkit.dispatch.controls import Controls
+from splitkit.dispatch.engine import Engine
+from splitkit.dispatch.state import RunState
+
+
+class RunHandle:
+    """A running (or finished) dispatch of one parent's parts."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._future: concurrent.futures.Future[pd.DataFrame] = concurrent.futures.Future()
+        self._thread = threading.Thread(
+            target=self._main, name=f"splitkit-dispatch-{engine.parent_id}", daemon=True
+        )
+
+    def start(self) -> RunHandle:
+        self._thread.start()
+        return self
+
+    def _main(self) -> None:
+        if not self._future.set_running_or_notify_cancel():
+            return
+        try:
+            asyncio.run(self._engine.run())
+        except BaseException as exc:
+            self._future.set_exception(exc)
+        else:
+            self._future.set_result(self.outcomes)
+        finally:
+            self._engine.executor.close()
+
+    # -- watching ----------------------------------------------------------------------
+    @property
+    def parent_id(self) -> str:
+        return self._engine.parent_id
+
+    @property
+    def state(self) -> RunState:
+        return self._engine.state
+
+    @property
+    def controls(self) -> Controls:
+        return self._engine.controls
+
+    @property
+    def outcomes(self) -> pd.DataFrame:
+        """The outcome frame as it is now (one row per part)."""
+        return self._engine.state.frame()
+
+    def summary(self) -> pd.DataFrame:
+        """The summary frame of the outcomes so far (see `splitkit.summarize`)."""
+        from splitkit.outcomes import summarize
+
+        return summarize(self.outcomes)
+
+    @property
+    def done(self) -> bool:
+        return self._future.done()
+
+    @property
+    def error(self) -> BaseException | None:
+        """Why the run itself stopped, if it did not end normally (parts' errors are rows)."""
+        if not self._future.done():
+            return None
+        return self._future.exception()
+
+    def wait(self, timeout: float | None = None) -> pd.DataFrame:
+        """Block until the run ends; return the outcome frame. Re-raises a run's own error."""
+        return self._future.result(timeout)
+
+    def __await__(self) -> Generator[Any, None, pd.DataFrame]:
+        return asyncio.wrap_future(self._future).__await__()
+
+    # -- steering ------------------------------------------------------------------------
+    def pause(self) -> None:
+        """Start no new part; running parts finish."""
+        self.controls.pause()
+
+    def resume(self) -> None:
+        self.controls.resume()
+
+    def cancel(self) -> None:
+        """Start no new part; running ones finish (or time out); the rest end `canceled`."""
+        self.controls.cancel()
+
+    def set_concurrency(self, value: int) -> None:
+        self.controls.set_concurrency(value)
+
+    @property
+    def concurrency(self) -> int:
+        return self.controls.concurrency
+
+    def __repr__(self) -> str:
+        tally = self.state.tally()
+        phase = (
+            "failed" if self.error else "done" if self.done
+            else "paused" if self.controls.paused else "running"
+        )
+        counts = ", ".join(f"{n} {s}" for s, n in tally.items() if n)
+        return f"<RunHandle parent={self.parent_id} {phase}: {counts or 'no parts yet'}>"
+
+    def _repr_html_(self) -> str:
+        from splitkit.notebook.reprs import run_html  # ipywidgets only when a notebook asks
+
+        return run_html(self)

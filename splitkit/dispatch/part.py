@@ -1,0 +1,48 @@
+"""The `Part` handed to a user's handler: one part job, its place in the parent, its records."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+ProgressSink = Callable[[str, float, str | None], None]
+
+
+@dataclass
+class Part:
+    """One part of a split parent job, as a handler sees it.
+
+    `records` holds this part's page of the sheet (columns `_id`, `_valid`, then one per
+    field). Call `progress()` to report how far the handler is; it is forwarded to the part
+    job on the server (throttled) when the handler runs in this process, and ignored where it
+    cannot be (a process or Dask worker).
+    """
+
+    job_id: str
+    parent_id: str
+    index: int
+    part_data: Mapping[str, Any]
+    records: pd.DataFrame
+    attempt: int = 1
+    _sink: ProgressSink | None = field(default=None, repr=False, compare=False)
+
+    def progress(self, fraction: float, info: str | None = None) -> None:
+        """Report progress as a fraction in [0, 1], with an optional short message."""
+        if isinstance(fraction, bool) or not isinstance(fraction, int | float):
+            raise TypeError(f"fraction must be a number between 0 and 1, got {fraction!r}")
+        if not 0.0 <= float(fraction) <= 1.0:
+            raise ValueError(f"fraction must be between 0 and 1, got {fraction}")
+        if self._sink is not None:
+            self._sink(self.job_id, float(fraction), info)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The sink talks to this process's event loop; a copy in another process drops it.
+        state = dict(self.__dict__)
+        state["_sink"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)

@@ -1,0 +1,140 @@
+"""The live state of a run: one row per part, and running totals kept as parts change.
+
+Totals are kept incrementally (O(1) per change) so observers (progress bar, notebook
+panel) never rebuild a DataFrame on the hot path. The outcome frame is built on demand.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from splitkit.outcomes import OUTCOME_COLUMNS, empty_outcomes
+
+STATUSES = ("pending", "running", "completed", "failed", "canceled")
+ENDED = frozenset({"completed", "failed", "canceled"})
+# The server's job statuses, as outcome statuses.
+FROM_JOB_STATUS = {"complete": "completed", "failed": "failed", "canceled": "canceled"}
+
+
+@dataclass
+class PartRow:
+    part: int
+    job_id: str
+    records: int
+    status: str = "pending"
+    attempts: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: str | None = None
+    message: str | None = None
+    traceback: str | None = None
+    worker: int | None = None
+    previous_run: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        duration = (
+            (self.finished_at - self.started_at).total_seconds()
+            if self.started_at is not None and self.finished_at is not None
+            else None
+        )
+        return {
+            "part": self.part,
+            "job_id": self.job_id,
+            "status": self.status,
+            "records": self.records,
+            "attempts": self.attempts,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "duration_s": duration,
+            "error": self.error,
+            "message": self.message,
+            "traceback": self.traceback,
+            "worker": self.worker,
+            "previous_run": self.previous_run,
+        }
+
+
+@dataclass
+class RunState:
+    """Every part of the run and the running totals. Mutated only on the engine's loop."""
+
+    parent_id: str
+    rows: list[PartRow] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
+    records_total: int = 0
+    records_done: int = 0
+    records_done_before: int = 0  # by earlier runs on the same parent: not this run's throughput
+    last_error: str | None = None
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, rows: Iterable[PartRow]) -> None:
+        with self._lock:
+            for row in rows:
+                self.rows.append(row)
+                self.counts[row.status] += 1
+                self.records_total += row.records
+                if row.status == "completed":
+                    self.records_done += row.records
+                    self.records_done_before += row.records
+
+    def move(self, row: PartRow, status: str, **changes: Any) -> None:
+        """Change a part's status (and any other fields) and keep the totals right."""
+        with self._lock:
+            self.counts[row.status] -= 1
+            self.counts[status] += 1
+            row.status = status
+            for name, value in changes.items():
+                setattr(row, name, value)
+            if status == "completed":
+                self.records_done += row.records
+            if status == "failed" and row.error:
+                self.last_error = f"part {row.part}: {row.error}"
+
+    @property
+    def running(self) -> int:
+        return self.counts["running"]
+
+    @property
+    def ended(self) -> int:
+        return sum(self.counts[s] for s in ENDED)
+
+    @property
+    def records_per_s(self) -> float:
+        """This run's throughput, so far."""
+        return (self.records_done - self.records_done_before) / max(self.elapsed_s, 1e-9)
+
+    @property
+    def elapsed_s(self) -> float:
+        return (self.finished or time.monotonic()) - self.started
+
+    def tally(self) -> dict[str, int]:
+        with self._lock:
+            return {s: self.counts[s] for s in STATUSES}
+
+    def frame(self) -> pd.DataFrame:
+        """The outcome frame: one row per part, in part order."""
+        with self._lock:
+            data = [row.as_dict() for row in self.rows]
+        if not data:
+            return empty_outcomes()
+        frame = pd.DataFrame.from_records(data)
+        for column in ("started_at", "finished_at"):
+            frame[column] = pd.to_datetime(frame[column], utc=True)
+        frame["duration_s"] = frame["duration_s"].astype("float64")
+        frame = frame.sort_values("part", kind="stable").reset_index(drop=True)
+        extra = [c for c in frame.columns if c not in OUTCOME_COLUMNS]
+        return frame[[*OUTCOME_COLUMNS, *extra]]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

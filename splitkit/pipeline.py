@@ -1,0 +1,92 @@
+"""The API steps around dispatch: start a parent job, split it from a plan.
+
+`split_parent` turns a plan (from `plan_parts`) into part jobs on the server. Each part's
+`partData` carries its page of the sheet (`pageNumber`, `pageSize`, `firstRecord`,
+`records`), so whoever processes a part, in this process or another, after a restart or
+from a listener, can find its records without the plan.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from splitkit.api import Client, Job
+from splitkit.plan import PLAN_COLUMNS
+
+PART_JOB_COLUMNS = ["job_id", "status", "part_execution"]
+
+
+def start_parent_job(
+    client: Client,
+    sheet_id: str,
+    *,
+    operation: str = "submitLargeSheet",
+    info: str | None = None,
+) -> Job:
+    """Create the parent job (`sheet:<operation>` on a sheet) and ack it, ready to split."""
+    if not isinstance(sheet_id, str) or not sheet_id:
+        raise ValueError(f"sheet_id must be a sheet id string, got {sheet_id!r}")
+    if not isinstance(operation, str) or not operation:
+        raise ValueError(f"operation must be a non-empty string, got {operation!r}")
+    job = client.create_job("sheet", operation, sheet_id, trigger="immediate")
+    return client.ack_job(job.id, info=info or "splitkit: planning parts", progress=0)
+
+
+def part_data_for(plan: pd.DataFrame) -> list[dict[str, Any]]:
+    """The `partData` object of each part, in plan order (what the server stores)."""
+    _check_plan(plan)
+    return [
+        {
+            "pageNumber": int(row.page_number),
+            "pageSize": int(row.page_size),
+            "firstRecord": int(row.first_record),
+            "records": int(row.records),
+        }
+        for row in plan.itertuples(index=False)
+    ]
+
+
+def split_parent(
+    client: Client, parent_job_id: str, plan: pd.DataFrame, *, run_in_parallel: bool = True
+) -> pd.DataFrame:
+    """Split the parent into one part per plan row; return the plan joined to the part jobs.
+
+    The result has the plan's columns plus `job_id`, `status` and `part_execution`.
+    An empty plan (a sheet with no records) cannot be split: there is nothing to do, and
+    the parent can be settled (completed) directly.
+    """
+    _check_plan(plan)
+    if not isinstance(parent_job_id, str) or not parent_job_id:
+        raise ValueError(f"parent_job_id must be a job id string, got {parent_job_id!r}")
+    if len(plan) == 0:
+        raise ValueError(
+            "the plan has no parts (the sheet has no records): nothing to split; "
+            "settle the parent directly, e.g. settle(client, parent_id, summarize(plan_outcomes))"
+        )
+    client.split_job(parent_job_id, part_data_for(plan), run_in_parallel=run_in_parallel)
+    return join_parts(plan, client.list_parts(parent_job_id))
+
+
+def join_parts(plan: pd.DataFrame, parts: list[Job]) -> pd.DataFrame:
+    """The plan with each row's part job (by part index) beside it."""
+    jobs = pd.DataFrame(
+        {
+            "part": [int(job.part if job.part is not None else -1) for job in parts],
+            "job_id": [job.id for job in parts],
+            "status": [job.status for job in parts],
+            "part_execution": [job.part_execution for job in parts],
+        }
+    )
+    joined = plan.merge(jobs, on="part", how="left", validate="one_to_one")
+    joined.attrs = dict(plan.attrs)
+    return joined
+
+
+def _check_plan(plan: Any) -> None:
+    if not isinstance(plan, pd.DataFrame):
+        raise TypeError(f"plan must be a DataFrame from plan_parts(), got {type(plan).__name__}")
+    missing = [column for column in PLAN_COLUMNS if column not in plan.columns]
+    if missing:
+        raise ValueError(f"plan is missing columns {missing}; make it with plan_parts()")

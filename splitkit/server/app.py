@@ -1,0 +1,33 @@
+"""create_app(config): the FastAPI app of the embedded Flatfile-compatible server."""
+
+from __future__ import annotations
+
+from fastapi import Depends, FastAPI
+
+from . import errors
+from .auth import token_checker
+from .config import ServerConfig
+from .routes import ROUTERS
+from .store import Store
+
+
+def create_app(config: ServerConfig, store: Store | None = None) -> FastAPI:
+    """The app over ``config.db_path`` (or over ``store``, already open on that file).
+
+    The database is opened here, not in a startup hook, so the app works under any
+    transport, lifespan or not. ``app.state.store`` is the store; close it after serving.
+    """
+    app = FastAPI(
+        title="splitkit embedded Flatfile server",
+        version="1",
+        description="The subset of the Flatfile API that splitkit uses, served from SQLite.",
+        # the Node listener's ack sends no Content-Type: read a body without one as JSON
+        strict_content_type=False,
+    )
+    app.state.config = config
+    app.state.store = store if store is not None else Store(config.db_path)
+    errors.install(app)
+    auth = Depends(token_checker(config.token))
+    for router in ROUTERS:
+        app.include_router(router, prefix="/v1", dependencies=[auth])
+    return app

@@ -1,0 +1,178 @@
+"""EmbeddedServer: the server on a loopback port, run by uvicorn in a background thread.
+
+    with EmbeddedServer(records=2_000) as server:
+        client = Client(server.url, server.token)      # server.sheet_id holds the records
+
+For notebooks and tests. The database is a file: pass ``db_path`` to keep it across
+restarts, or leave it None for a temporary one that ``stop()`` removes.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+import uvicorn
+
+from .app import create_app
+from .config import ServerConfig
+from .samples import SampleSheet, create_sample_sheet
+from .store import Store
+
+_START_TIMEOUT_S = 15.0
+
+
+class EmbeddedServer:
+    """A running server: ``.url`` (with ``/v1``), ``.token``, ``.environment_id`` and, when a
+    sample or generated records were asked for, ``.space_id``, ``.workbook_id``, ``.sheet_id``.
+    """
+
+    def __init__(
+        self,
+        *,
+        db_path: Path | str | None = None,
+        token: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        sample: str | None = None,
+        records: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        if sample is not None and records is not None:
+            raise ValueError("pass sample or records, not both")
+        if records is not None and (isinstance(records, bool) or records < 0):
+            raise ValueError(f"records must be a non-negative integer, got {records!r}")
+        self.db_path = None if db_path is None else Path(db_path)
+        self.token = token or secrets.token_urlsafe(24)
+        self.host, self.port = host, port
+        self.sample, self.records, self.seed = sample, records, seed
+        self.environment_id: str | None = None
+        self._sheet: SampleSheet | None = None
+        self._tmpdir: str | None = None
+        self._store: Store | None = None
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- addresses and ids -------------------------------------------------------------
+
+    @property
+    def root_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """The API base URL, ``.../v1`` (what the Python SDK calls ``base_url``)."""
+        return f"{self.root_url}/v1"
+
+    @property
+    def space_id(self) -> str | None:
+        return None if self._sheet is None else self._sheet.space_id
+
+    @property
+    def workbook_id(self) -> str | None:
+        return None if self._sheet is None else self._sheet.workbook_id
+
+    @property
+    def sheet_id(self) -> str | None:
+        return None if self._sheet is None else self._sheet.sheet_id
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<EmbeddedServer {state} url={self.url!r} db_path={str(self.db_path)!r} token=***>"
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> EmbeddedServer:
+        """Open the database, make the sample sheet if asked, serve, and wait until it answers."""
+        if self.running:
+            raise RuntimeError(f"{self!r} is already running")
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        if self.db_path is None:
+            self._tmpdir = tempfile.mkdtemp(prefix="splitkit-server-")
+        path = Path(self._tmpdir) / "splitkit.db" if self._tmpdir else self.db_path
+        assert path is not None
+        config = ServerConfig(db_path=path, token=self.token)
+        self._store = Store(path)
+        self.environment_id = self._store.environment_id
+        if self.sample is not None or self.records is not None:
+            self._sheet = create_sample_sheet(
+                self._store, sample=self.sample, records_count=self.records, seed=self.seed
+            )
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        self.port = sock.getsockname()[1]
+        uv_config = uvicorn.Config(
+            create_app(config, self._store),
+            log_config=None,  # leave the host process's logging alone
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            backlog=2048,  # a burst of one connection per part must not be refused
+            timeout_graceful_shutdown=5,
+        )
+        self._server = uvicorn.Server(uv_config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, name="splitkit-server", daemon=True
+        )
+        self._thread.start()
+        self._wait_until_answering()
+
+    def _wait_until_answering(self) -> None:
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        assert self._server is not None
+        while not self._server.started:
+            if not self.running or time.monotonic() > deadline:
+                raise RuntimeError(f"the embedded server did not start on {self.root_url}")
+            time.sleep(0.01)
+        response = httpx.get(
+            f"{self.url}/environments", headers={"Authorization": f"Bearer {self.token}"}
+        )
+        if response.status_code != 200:
+            raise RuntimeError(f"the embedded server answers {response.status_code} at {self.url}")
+
+    def stop(self) -> None:
+        """Stop serving, join the thread, close the database (and remove it if temporary)."""
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=_START_TIMEOUT_S)
+            if self._thread.is_alive() and self._server is not None:
+                self._server.force_exit = True
+                self._thread.join(timeout=_START_TIMEOUT_S)
+        if self._store is not None:
+            self._store.close()
+        if self._tmpdir is not None:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+        self._server = self._thread = self._store = self._tmpdir = None
+
+    def __enter__(self) -> EmbeddedServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,209 @@
+"""The job lifecycle: create, execute, ack, complete, fail, cancel, update, delete.
+
+    created ──execute──► ready ──ack──► executing ──complete──► complete
+       │  (trigger "immediate"  │             │    ──fail──────► failed
+       │   skips created)       └─────────────┴────cancel──────► canceled
+       └─ waiting: a sequential part until its predecessor ends
+
+Each change and its events are one ``BEGIN IMMEDIATE`` transaction; a part that reaches
+a terminal status is booked on its parent in that same transaction (see ``parts.py``).
+A refused change is a 400 whose error has ``key: "transition"``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+from . import events, parts
+from .clock import iso, now_ms
+from .errors import bad_request, not_found, refused
+from .ids import new_id
+from .jobrows import JSON, TERMINAL, JobRow, emit, insert_rows, load, load_where, save, wire
+from .resources import require_environment, source_context
+from .store import Store
+
+CONFIG_FIELDS: Final = frozenset(
+    {"type", "operation", "source", "destination", "config", "trigger", "progress", "fileId",
+     "mode", "input", "subject", "outcome", "info", "managed", "environmentId", "metadata"}
+)  # fmt: skip
+ACKABLE: Final = frozenset({"created", "planning", "scheduled", "ready", "executing"})
+_OWN_PREFIXES: Final = {"us_sh_": "sheet", "us_wb_": "workbook", "us_sp_": "space"}
+
+
+def create(store: Store, body: Mapping[str, Any]) -> JSON:
+    doc = {k: v for k, v in body.items() if k in CONFIG_FIELDS and v is not None}
+    doc.setdefault("trigger", "manual")
+    source = doc["source"]
+    now = now_ms()
+    with store.write() as conn:
+        context = source_context(conn, source) or {}
+        kind = next((k for p, k in _OWN_PREFIXES.items() if source.startswith(p)), None)
+        if kind is not None and not context:
+            raise not_found(kind, source)
+        environment_id = doc.get("environmentId") or context.get("environmentId")
+        environment_id = environment_id or store.environment_id
+        if context and context["environmentId"] != environment_id:
+            raise bad_request("environmentId", f"source {source} is not in {environment_id}")
+        require_environment(conn, environment_id)
+        doc["environmentId"] = environment_id
+        context = {**context, "accountId": store.account_id, "environmentId": environment_id}
+        status = "ready" if doc["trigger"] == "immediate" else "created"
+        job = JobRow(
+            new_id("job"), environment_id, context.get("spaceId"), context.get("workbookId"),
+            None, None, status, now, now, None, None, doc, context,
+        )  # fmt: skip
+        insert_rows(conn, [job])
+        emit(conn, "job:created", job, {"status": "created"})
+        if status == "ready":
+            emit(conn, "job:ready", job)
+        return wire(job)
+
+
+def get(store: Store, job_id: str) -> JSON:
+    return wire(load(store.connection(), job_id))
+
+
+def list_jobs(
+    store: Store,
+    filters: Mapping[str, str | None],
+    *,
+    page_number: int,
+    page_size: int,
+    descending: bool = False,
+    exclude_parts: bool = False,
+) -> tuple[list[JSON], int]:
+    """One page of jobs in creation order (parts of a parent: in part order) and the total."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, value in filters.items():
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if exclude_parts and filters.get("parent_id") is None:
+        clauses.append("parent_id IS NULL")
+    where = " AND ".join(clauses) or "1"
+    order = "part" if filters.get("parent_id") is not None else "seq"
+    direction = "DESC" if descending else "ASC"
+    with store.read() as conn:
+        (total,) = conn.execute(f"SELECT COUNT(*) FROM jobs WHERE {where}", params).fetchone()
+        page = load_where(
+            conn,
+            f"{where} ORDER BY {order} {direction} LIMIT ? OFFSET ?",
+            (*params, page_size, (page_number - 1) * page_size),
+        )
+    return [wire(job) for job in page], total
+
+
+# -- transitions: each core changes one loaded row inside the caller's transaction --------
+
+
+def _execute(conn: sqlite3.Connection, job: JobRow) -> None:
+    if job.status != "created":
+        raise refused(job.id, job.status, "execute", "only a created job is executed")
+    job.status = "ready"
+    save(conn, job)
+    emit(conn, "job:ready", job)
+
+
+def _ack(conn: sqlite3.Connection, job: JobRow, details: Mapping[str, Any]) -> None:
+    if job.status not in ACKABLE:
+        why = "it waits for its predecessor" if job.status == "waiting" else "it has ended"
+        raise refused(job.id, job.status, "ack", why)
+    job.status = "executing"
+    job.started_ms = job.started_ms or now_ms()
+    for key in ("info", "progress", "estimatedCompletionAt"):
+        if details.get(key) is not None:
+            job.doc[key] = details[key]
+    save(conn, job)
+    emit(conn, "job:updated", job)
+
+
+def _finish(conn: sqlite3.Connection, job: JobRow, status: str, details: Mapping[str, Any]) -> None:
+    transition = {"complete": "complete", "failed": "fail", "canceled": "cancel"}[status]
+    if job.status in TERMINAL:
+        raise refused(job.id, job.status, transition, "it has already ended")
+    job.status, job.finished_ms = status, now_ms()
+    for key in ("outcome", "info"):
+        if details.get(key) is not None:
+            job.doc[key] = details[key]
+    if status == "complete":
+        job.doc["progress"] = 100
+    save(conn, job)
+    topic = {"complete": "job:completed", "failed": "job:failed"}.get(status, "job:updated")
+    emit(conn, topic, job)
+    if job.is_part:
+        parts.part_ended(conn, job)
+
+
+def _change(store: Store, job_id: str, apply: Callable[[sqlite3.Connection, JobRow], None]) -> JSON:
+    with store.write() as conn:
+        job = load(conn, job_id)
+        apply(conn, job)
+        return wire(job)
+
+
+def execute(store: Store, job_id: str) -> None:
+    _change(store, job_id, _execute)
+
+
+def ack(store: Store, job_id: str, details: Mapping[str, Any]) -> JSON:
+    return _change(store, job_id, lambda conn, job: _ack(conn, job, details))
+
+
+def complete(store: Store, job_id: str, details: Mapping[str, Any]) -> JSON:
+    return _change(store, job_id, lambda conn, job: _finish(conn, job, "complete", details))
+
+
+def fail(store: Store, job_id: str, details: Mapping[str, Any]) -> JSON:
+    return _change(store, job_id, lambda conn, job: _finish(conn, job, "failed", details))
+
+
+def cancel(store: Store, job_id: str, details: Mapping[str, Any]) -> JSON:
+    return _change(store, job_id, lambda conn, job: _finish(conn, job, "canceled", details))
+
+
+def update(store: Store, job_id: str, fields: Mapping[str, Any]) -> JSON:
+    """PATCH: plain fields change in place; a new ``status`` goes through its transition."""
+
+    def apply(conn: sqlite3.Connection, job: JobRow) -> None:
+        status = fields.get("status")
+        if status is not None and status != job.status:
+            if status == "ready":
+                _execute(conn, job)
+            elif status == "executing":
+                _ack(conn, job, {})
+            elif status in TERMINAL:
+                _finish(conn, job, status, {})
+            else:
+                raise refused(job.id, job.status, f"set status {status!r} on", "not a transition")
+        for key in ("config", "progress", "info", "metadata"):
+            if fields.get(key) is not None:
+                job.doc[key] = fields[key]
+        if fields.get("outcomeAcknowledgedAt") is not None:
+            job.doc["outcomeAcknowledgedAt"] = fields["outcomeAcknowledgedAt"]
+        save(conn, job)
+        emit(conn, "job:updated", job)
+
+    return _change(store, job_id, apply)
+
+
+def acknowledge_outcome(store: Store, job_id: str) -> JSON:
+    def apply(conn: sqlite3.Connection, job: JobRow) -> None:
+        job.doc["outcomeAcknowledgedAt"] = iso(now_ms())
+        save(conn, job)
+        emit(conn, "job:outcome-acknowledged", job)
+
+    return _change(store, job_id, apply)
+
+
+def delete(store: Store, job_id: str) -> None:
+    """Delete a job and its parts (a part alone cannot go: its parent counts it)."""
+    with store.write() as conn:
+        job = load(conn, job_id)
+        if job.is_part:
+            raise refused(job.id, job.status, "delete", f"it is a part of {job.parent_id}")
+        conn.execute("DELETE FROM jobs WHERE id = ? OR parent_id = ?", (job.id, job.id))
+        context = {**job.context, "jobId": job.id}
+        events.emit(conn, events.NewEvent("job:deleted", "job", context, {}))

@@ -1,0 +1,38 @@
+"""GET and POST /v1/sheets/{id}/records."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query
+from fastapi.responses import Response
+
+from .. import records
+from .common import PageNumber, StoreDep, page_size_query, raw_json
+
+router = APIRouter(tags=["records"])
+
+
+@router.get("/sheets/{sheet_id}/records")
+def get_records(
+    store: StoreDep,
+    sheet_id: str,
+    page_number: PageNumber = 1,
+    page_size: int = page_size_query(records.MAX_PAGE_SIZE, records.MAX_PAGE_SIZE),
+    for_event: Annotated[
+        str | None, Query(alias="for", description="an event id; accepted and ignored")
+    ] = None,
+) -> Response:
+    return raw_json(records.page(store, sheet_id, page_number, page_size))
+
+
+@router.post("/sheets/{sheet_id}/records")
+def insert_records(
+    store: StoreDep,
+    sheet_id: str,
+    rows: Annotated[
+        list[dict[str, Any]],
+        Body(description="records: {field: {value, valid?, messages?}} or {field: value}"),
+    ],
+) -> Response:
+    return raw_json(records.insert(store, sheet_id, rows))

@@ -1,0 +1,166 @@
+"""SQLite storage: the schema, per-thread connections and transactions.
+
+The database runs in WAL mode so readers never wait for the writer. Every change runs in
+``write()``: one ``BEGIN IMMEDIATE`` transaction, so a check and the change it guards are
+atomic across threads *and* processes sharing the file. Within one process a lock queues
+writers first; SQLite's busy timeout then only has to arbitrate between processes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import orjson
+
+from .ids import new_id
+
+_BUSY_TIMEOUT_S = 30.0
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS environments (
+    seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS spaces (
+    seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, environment_id TEXT NOT NULL,
+    created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS workbooks (
+    seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, space_id TEXT NOT NULL,
+    environment_id TEXT NOT NULL, sample TEXT,
+    created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS workbooks_space ON workbooks (space_id);
+CREATE TABLE IF NOT EXISTS sheets (
+    seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, workbook_id TEXT NOT NULL,
+    created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, doc TEXT NOT NULL,
+    n_total INTEGER NOT NULL DEFAULT 0, n_valid INTEGER NOT NULL DEFAULT 0,
+    n_error INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS sheets_workbook ON sheets (workbook_id, seq);
+-- seq is dense per sheet (1, 2, 3, ...): page k is a range scan on the primary key.
+CREATE TABLE IF NOT EXISTS records (
+    sheet INTEGER NOT NULL, seq INTEGER NOT NULL, doc BLOB NOT NULL,
+    PRIMARY KEY (sheet, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, environment_id TEXT NOT NULL,
+    space_id TEXT, workbook_id TEXT, parent_id TEXT, part INTEGER, status TEXT NOT NULL,
+    created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,
+    started_ms INTEGER, finished_ms INTEGER,
+    doc TEXT NOT NULL, context TEXT NOT NULL,
+    -- on a parent: part counts kept in the transaction that ends a part (O(1) per part),
+    -- and the round bookkeeping that makes job:parts-completed exactly-once per round
+    parts_total INTEGER NOT NULL DEFAULT 0, parts_completed INTEGER NOT NULL DEFAULT 0,
+    parts_failed INTEGER NOT NULL DEFAULT 0, parts_canceled INTEGER NOT NULL DEFAULT 0,
+    parts_round INTEGER NOT NULL DEFAULT 0, parts_completed_round INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS jobs_parent ON jobs (parent_id, part) WHERE parent_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS jobs_environment ON jobs (environment_id, seq);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, topic TEXT NOT NULL,
+    domain TEXT NOT NULL, environment_id TEXT NOT NULL, space_id TEXT, job_id TEXT,
+    created_ms INTEGER NOT NULL, acknowledged_ms INTEGER, doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS events_created ON events (created_ms);
+"""
+
+
+class Store:
+    """One SQLite database file, shared by every thread (and process) that opens it."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = str(path)
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        self._closed = False
+        conn = self.connection()
+        conn.execute("PRAGMA journal_mode=WAL")
+        self._init_schema()
+        self.account_id, self.environment_id = self._ensure_defaults()
+
+    # -- connections -------------------------------------------------------------------
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection (opened on first use; autocommit, transactions explicit)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            if self._closed:
+                raise RuntimeError(f"store {self.path} is closed")
+            # check_same_thread=False only so close() may close it; one thread uses it.
+            conn = sqlite3.connect(
+                self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA cache_size=-65536")
+            conn.execute(f"PRAGMA busy_timeout={int(_BUSY_TIMEOUT_S * 1000)}")
+            self._local.conn = conn
+            with self._connections_lock:
+                self._connections.append(conn)
+        return conn
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on error."""
+        conn = self.connection()
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: every query inside sees the same snapshot."""
+        conn = self.connection()
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close every connection this store opened (call once the server has stopped)."""
+        self._closed = True
+        with self._connections_lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    # -- schema and defaults -------------------------------------------------------------
+
+    def _init_schema(self) -> None:
+        with self.write() as conn:
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+
+    def _ensure_defaults(self) -> tuple[str, str]:
+        """The account and the default environment, created once per database file."""
+        with self.write() as conn:
+            found = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            if "environment_id" in found:
+                return found["account_id"], found["environment_id"]
+            account_id, environment_id = new_id("account"), new_id("environment")
+            doc = {
+                "id": environment_id,
+                "accountId": account_id,
+                "name": "Embedded",
+                "isProd": False,
+                "guestAuthentication": ["shared_link"],
+                "features": {},
+                "metadata": {},
+                "namespaces": [],
+            }
+            conn.execute(
+                "INSERT INTO environments (id, doc) VALUES (?, ?)",
+                (environment_id, orjson.dumps(doc).decode()),
+            )
+            conn.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?)",
+                [("account_id", account_id), ("environment_id", environment_id)],
+            )
+            return account_id, environment_id

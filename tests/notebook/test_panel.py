@@ -1,0 +1,288 @@
+"""The control panel, driven headless the way the front end drives it, against a real run.
+
+Each test starts a real dispatch on the session's embedded server (over HTTP) with the
+panel as an observer, then presses its widgets: `ToggleButton.value = True` is what the
+front end sends for a click on Pause, `Button.click()` what it sends for Cancel, and a new
+`IntSlider.value` what it sends when the slider is let go. The handlers record what they
+see (which parts started, how many ran at once), so the assertions are about what the run
+did, not about what the panel printed; the panel's own text is checked at the end, where
+it must be exact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from splitkit import Client, Part, RunHandle, dispatch, plan_parts, split_parent, summarize
+from splitkit.dispatch.state import PartRow, RunState
+from splitkit.notebook import ControlPanel
+from splitkit.pipeline import start_parent_job
+
+WAIT_S = 20.0  # generous: a loaded CI machine is slow, and a deadline only costs on failure
+
+
+def until(predicate: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.01)
+
+
+def shown_count(panel: ControlPanel, status: str) -> int:
+    """The number the panel shows for a status (parsed from its counts line)."""
+    match = re.search(
+        rf"splitkit-count-{status}\b[^>]*>{status} <b>([\d,]+)</b>", panel.counts.value
+    )
+    assert match, f"no {status} count in {panel.counts.value!r}"
+    return int(match.group(1).replace(",", ""))
+
+
+class Recorder:
+    """A handler's diary: parts started, parts in flight now, and the most ever in flight."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.started: list[int] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    def enter(self, index: int) -> None:
+        with self._lock:
+            self.started.append(index)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+
+    def reset_max(self) -> None:
+        with self._lock:
+            self.max_in_flight = self.in_flight
+
+    def sleeping(self, seconds: float) -> Callable[[Part], str]:
+        def handler(part: Part) -> str:
+            self.enter(part.index)
+            try:
+                time.sleep(seconds)
+            finally:
+                self.leave()
+            return f"{len(part.records)} records"
+
+        return handler
+
+
+@pytest.fixture
+def client(server) -> Iterator[Client]:
+    with Client(server.url, server.token, environment_id=server.environment_id) as c:
+        yield c
+
+
+@pytest.fixture
+def new_parent(server, client: Client) -> Callable[[int], str]:
+    """A parent job on the session's sheet, split into `parts` parts of 10 records."""
+
+    def make(parts: int) -> str:
+        assert client.get_counts(server.sheet_id).total >= parts * 10, "sample sheet too small"
+        parent = start_parent_job(client, server.sheet_id)
+        split_parent(client, parent.id, plan_parts(parts * 10, batch_size=10))
+        return parent.id
+
+    return make
+
+
+def start(
+    client: Client, parent_id: str, handler: Callable[[Part], object], concurrency: int
+) -> tuple[RunHandle, ControlPanel]:
+    panel = ControlPanel()
+    handle = dispatch(
+        client,
+        parent_id,
+        handler,
+        concurrency=concurrency,
+        retries=0,
+        wait=False,
+        panel=False,
+        progress=False,
+        observers=[panel],
+    )
+    panel.bind(handle)  # dispatch binds its own panel; one passed as an observer is ours to bind
+    return handle, panel
+
+
+def test_pause_stops_new_parts_and_resume_goes_on(client: Client, new_parent) -> None:
+    parts = 12
+    diary = Recorder()
+    handle, panel = start(client, new_parent(parts), diary.sleeping(0.2), concurrency=3)
+    until(lambda: len(diary.started) >= 3, "the first parts to start")
+
+    panel.pause_button.value = True  # what the front end sends when Pause is clicked
+    assert panel.pause_button.description == "Resume"
+    until(lambda: handle.controls.paused, "the engine's loop to take the pause")
+
+    # Parts that were running (or started before the pause reached the engine) finish...
+    until(lambda: handle.state.running == 0, "the running parts to finish")
+    at_pause = set(diary.started)
+    assert all(row.status == "completed" for row in handle.state.rows if row.part in at_pause), (
+        "a part running at Pause did not finish normally"
+    )
+    # ...and no new part starts: three handler durations pass with nothing new.
+    time.sleep(0.6)
+    assert set(diary.started) == at_pause
+    assert len(at_pause) < parts, "every part had started: the pause was never tested"
+    assert not handle.done
+    until(lambda: "paused" in panel.label.value, "the panel to show the pause")
+
+    panel.pause_button.value = False  # Resume
+    assert panel.pause_button.description == "Pause"
+    outcomes = handle.wait(timeout=WAIT_S)
+
+    assert sorted(diary.started) == list(range(parts)), "each part runs exactly once"
+    assert (outcomes["status"] == "completed").all()
+    # The end state is exact: the final redraw is not throttled.
+    assert panel.bar.value == parts and panel.bar.max == parts
+    assert panel.bar.bar_style == "success"
+    assert shown_count(panel, "completed") == parts
+    assert shown_count(panel, "pending") == shown_count(panel, "running") == 0
+    assert panel.label.value.startswith("<b>done</b>")
+    assert f"<b>{parts}</b>/{parts} parts" in panel.label.value
+    assert f"{parts * 10}/{parts * 10} records" in panel.label.value
+    assert all(w.disabled for w in (panel.pause_button, panel.cancel_button, panel.concurrency))
+
+
+def test_cancel_ends_pending_parts_canceled_on_the_server(client: Client, new_parent) -> None:
+    parts = 16
+    diary = Recorder()
+    parent_id = new_parent(parts)
+    handle, panel = start(client, parent_id, diary.sleeping(0.2), concurrency=2)
+    until(lambda: len(diary.started) >= 2, "the first parts to start")
+
+    panel.cancel_button.click()
+    assert panel.cancel_button.disabled  # cancel happens once
+    outcomes = handle.wait(timeout=WAIT_S)
+
+    started = set(diary.started)
+    assert 2 <= len(started) < parts
+    on_server = {job.part: job.status for job in client.list_parts(parent_id)}
+    assert {p for p, s in on_server.items() if s == "canceled"} == set(range(parts)) - started
+    assert {p for p, s in on_server.items() if s == "complete"} == started, (
+        "parts running at Cancel finish normally"
+    )
+    summary = summarize(outcomes)
+    assert int(summary["canceled"].iloc[0]) == parts - len(started)
+    assert int(summary["completed"].iloc[0]) == len(started)
+    assert int(summary["pending"].iloc[0]) == 0
+
+    assert shown_count(panel, "canceled") == parts - len(started)
+    assert shown_count(panel, "completed") == len(started)
+    assert panel.bar.value == parts  # canceled parts have ended too
+    assert panel.label.value.startswith("<b>canceled</b>")
+    assert panel.bar.bar_style == "warning"
+
+
+def test_concurrency_slider_changes_parts_in_flight(client: Client, new_parent) -> None:
+    parts = 60
+    diary = Recorder()
+
+    # An async handler runs on the engine's loop: no thread pool caps how many run at once.
+    async def handler(part: Part) -> None:
+        diary.enter(part.index)
+        try:
+            await asyncio.sleep(0.2)
+        finally:
+            diary.leave()
+
+    handle, panel = start(client, new_parent(parts), handler, concurrency=2)
+    assert panel.concurrency.value == 2
+    until(lambda: len(diary.started) >= 4, "a few parts at concurrency 2")
+    assert diary.max_in_flight == 2
+
+    panel.concurrency.value = 5  # the slider, let go at 5
+    until(lambda: handle.concurrency == 5, "the engine's loop to take the new limit")
+    until(lambda: diary.max_in_flight == 5, "five parts in flight at once")
+
+    panel.concurrency.value = 1
+    until(lambda: diary.in_flight <= 1, "the extra parts to drain")
+    diary.reset_max()
+    mark = len(diary.started)
+    until(lambda: len(diary.started) >= mark + 4 or handle.done, "parts at concurrency 1")
+    assert diary.max_in_flight == 1
+
+    panel.concurrency.value = 10  # and the rest quickly
+    handle.wait(timeout=WAIT_S)
+    assert sorted(diary.started) == list(range(parts))
+    assert shown_count(panel, "completed") == parts
+
+
+def test_a_run_that_cannot_start_shows_why(server, client: Client) -> None:
+    parent = start_parent_job(client, server.sheet_id)  # never split: no parts to run
+    panel = ControlPanel()
+    with pytest.raises(ValueError, match="has no parts"):
+        dispatch(
+            client,
+            parent.id,
+            lambda part: None,
+            panel=False,
+            progress=False,
+            observers=[panel],
+            wait=True,
+        )
+    assert "stopped" in panel.label.value
+    assert "has no parts" in panel.error.value
+    assert panel.pause_button.disabled and panel.cancel_button.disabled
+
+
+# -- without a server: before a run, throttling ------------------------------------------------
+def fake_state(parts: int) -> RunState:
+    state = RunState(parent_id="us_jb_fake")
+    state.add(PartRow(part=i, job_id=f"us_jb_{i}", records=10) for i in range(parts))
+    return state
+
+
+def test_before_a_run_the_panel_waits_and_its_buttons_are_harmless() -> None:
+    panel = ControlPanel()
+    panel.display()  # outside IPython: prints the widget's repr, must not fail
+    assert "waiting" in panel.label.value
+    panel.pause_button.value = True
+    panel.cancel_button.click()
+    panel.concurrency.value = 3
+    assert panel.pause_button.description == "Resume"
+
+
+def test_redraws_are_throttled_and_the_last_change_is_drawn() -> None:
+    panel = ControlPanel(redraw_interval_s=0.05)
+    state = fake_state(200)
+    draws = 0
+    draw = panel._draw
+
+    def counting_draw() -> None:
+        nonlocal draws
+        draws += 1
+        draw()
+
+    panel._draw = counting_draw  # type: ignore[method-assign]
+
+    async def run() -> float:
+        began = time.monotonic()
+        panel.run_started(state)
+        for row in state.rows:  # 200 changes, as fast as the loop goes
+            state.move(row, "completed")
+            panel.part_changed(state)
+        burst = time.monotonic() - began
+        await asyncio.sleep(0.2)  # the trailing redraw is due within one interval
+        return burst
+
+    burst_s = asyncio.run(run())
+    # One draw at the start, at most one per interval during the burst, one trailing.
+    allowed = 2 + int(burst_s / 0.05) + 1
+    assert draws <= allowed, f"{draws} redraws for 200 changes in {burst_s:.3f} s"
+    assert draws < 50
+    assert panel.bar.value == 200, "the trailing redraw shows the last change"
+    assert shown_count(panel, "completed") == 200

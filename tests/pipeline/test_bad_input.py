@@ -1,0 +1,114 @@
+"""Bad input gets a clear error: sizes, a job already split, unknown ids, a wrong token,
+the server down."""
+
+from __future__ import annotations
+
+import socket
+
+import pandas as pd
+import pytest
+
+from splitkit import Client, ClientConfig, dispatch, plan_parts, split_parent, start_parent_job
+from splitkit.api.errors import (
+    AuthError,
+    ConnectionFailedError,
+    InvalidTransitionError,
+    NotFoundError,
+)
+
+
+def noop(part: object) -> None:
+    return None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"batch_size": 0}, "batch_size must be a positive integer, got 0"),
+        ({"batch_size": -5}, "batch_size must be a positive integer, got -5"),
+        ({"batch_size": 2.5}, "batch_size must be a positive integer, got 2.5"),
+        ({"parts": 0}, "parts must be a positive integer, got 0"),
+    ],
+)
+def test_non_positive_or_non_integer_sizes(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        plan_parts(1000, **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_job_already_split_is_refused_naming_the_job(server, client: Client) -> None:
+    plan = plan_parts(1000, batch_size=500)
+    parent = start_parent_job(client, server.sheet_id)
+    split_parent(client, parent.id, plan)
+    with pytest.raises(InvalidTransitionError) as info:
+        split_parent(client, parent.id, plan)
+    assert parent.id in str(info.value)
+    assert "split" in str(info.value)
+
+
+def test_an_empty_plan_is_not_split(server, client: Client) -> None:
+    parent = start_parent_job(client, server.sheet_id)
+    with pytest.raises(ValueError, match="the plan has no parts"):
+        split_parent(client, parent.id, plan_parts(0, batch_size=10))
+
+
+def test_dispatch_on_an_unknown_job(client: Client) -> None:
+    handle = dispatch(client, "us_jb_doesnotexist", noop, progress=False, wait=False)
+    with pytest.raises(NotFoundError) as info:
+        handle.wait(30)
+    assert "us_jb_doesnotexist" in str(info.value)
+    assert "404" in str(info.value)
+
+
+def test_dispatch_on_a_job_never_split(server, client: Client) -> None:
+    parent = start_parent_job(client, server.sheet_id)
+    with pytest.raises(ValueError, match="has no parts: split it first"):
+        dispatch(client, parent.id, noop, progress=False, wait=True)
+
+
+def test_a_wrong_token_says_so_without_showing_it(server) -> None:
+    secret = "not-the-token-" + "x" * 16
+    with Client(server.url, secret) as client, pytest.raises(AuthError) as info:
+        client.get_counts(server.sheet_id)
+    assert "401" in str(info.value)
+    assert secret not in str(info.value) and secret not in repr(info.value)
+    assert secret not in repr(client) and secret not in repr(client.config)
+
+
+def test_the_server_down(server) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again at once: nothing listens there
+    config = ClientConfig(f"http://127.0.0.1:{port}/v1", server.token)
+    with Client.from_config(config) as client, pytest.raises(ConnectionFailedError) as info:
+        client.get_job("us_jb_x")
+    assert f"127.0.0.1:{port}" in str(info.value)
+    assert server.token not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"concurrency": 0}, ValueError, "concurrency must be a positive integer, got 0"),
+        ({"timeout": -1}, ValueError, "timeout must be a positive number"),
+        ({"retries": -1}, ValueError, "retries must be a non-negative integer"),
+        ({"plan": [1, 2]}, TypeError, "plan must be a DataFrame"),
+    ],
+)
+def test_dispatch_arguments(
+    client: Client, kwargs: dict[str, object], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        dispatch(client, "us_jb_x", noop, **kwargs)  # type: ignore[arg-type]
+
+
+def test_dispatch_needs_a_callable_and_a_client() -> None:
+    with pytest.raises(TypeError, match="client must be a splitkit Client"):
+        dispatch("http://x", "us_jb_x", noop)  # type: ignore[arg-type]
+    config = ClientConfig("http://127.0.0.1:9/v1", "t")
+    with pytest.raises(TypeError, match="handler must be callable"):
+        dispatch(config, "us_jb_x", 42)  # type: ignore[arg-type]
+
+
+def test_split_needs_a_plan(client: Client) -> None:
+    with pytest.raises(ValueError, match="plan is missing columns"):
+        split_parent(client, "us_jb_x", pd.DataFrame({"part": [0]}))

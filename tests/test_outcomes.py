@@ -1,0 +1,637 @@
+"""Outcome frames, summarize(), counts_match(), settle_decision(), and the settle flow
+driven against stand-in clients (the real server is in test_settle.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import doctest
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import splitkit.outcomes
+from splitkit.api.errors import InvalidTransitionError, NotFoundError
+from splitkit.outcomes import (
+    OUTCOME_COLUMNS,
+    SUMMARY_COLUMNS,
+    SettleDecision,
+    SettleResult,
+    asettle,
+    counts_match,
+    empty_outcomes,
+    settle,
+    settle_decision,
+    summarize,
+)
+
+T0 = pd.Timestamp("2026-01-01T00:00:00Z")
+
+
+def _at(seconds: float | None) -> Any:
+    return pd.NaT if seconds is None else T0 + pd.Timedelta(seconds=seconds)
+
+
+def handmade_outcomes() -> pd.DataFrame:
+    """Six parts, every status, known times: 2 completed, 1 failed, 1 canceled, 2 not ended."""
+    rows = [
+        # part, status, records, start, finish, duration, error
+        (0, "completed", 100, 0, 2, 2.0, None),
+        (1, "completed", 100, 1, 5, 4.0, None),
+        (2, "failed", 100, 2, 3, 1.0, "ValueError: bad row"),
+        (3, "canceled", 50, None, 6, math.nan, None),
+        (4, "running", 50, 5, None, math.nan, None),
+        (5, "pending", 50, None, None, math.nan, None),
+    ]
+    frame = pd.DataFrame(
+        {
+            "part": [r[0] for r in rows],
+            "job_id": [f"us_jb_{r[0]}" for r in rows],
+            "status": [r[1] for r in rows],
+            "records": [r[2] for r in rows],
+            "attempts": [1, 1, 3, 0, 1, 0],
+            "started_at": [_at(r[3]) for r in rows],
+            "finished_at": [_at(r[4]) for r in rows],
+            "duration_s": [r[5] for r in rows],
+            "error": [r[6] for r in rows],
+            "message": ["ok", "ok", None, None, None, None],
+        }
+    )
+    return frame.astype(splitkit.outcomes.OUTCOME_DTYPES)
+
+
+# --- the outcome frame ----------------------------------------------------------------------
+
+
+def test_outcome_columns() -> None:
+    assert OUTCOME_COLUMNS == [
+        "part",
+        "job_id",
+        "status",
+        "records",
+        "attempts",
+        "started_at",
+        "finished_at",
+        "duration_s",
+        "error",
+        "message",
+    ]
+
+
+def test_empty_outcomes_schema() -> None:
+    frame = empty_outcomes()
+    assert list(frame.columns) == OUTCOME_COLUMNS
+    assert frame.empty
+    assert frame["part"].dtype == "int64"
+    assert frame["records"].dtype == "int64"
+    assert frame["duration_s"].dtype == "float64"
+    for column in ("started_at", "finished_at"):
+        dtype = frame[column].dtype
+        assert isinstance(dtype, pd.DatetimeTZDtype)
+        assert str(dtype.tz) == "UTC"
+    for column in ("job_id", "status", "error", "message"):
+        assert pd.api.types.is_string_dtype(frame[column])
+
+
+def test_empty_outcomes_with_optional_columns() -> None:
+    frame = empty_outcomes(include_optional=True)
+    assert list(frame.columns) == [*OUTCOME_COLUMNS, "worker", "traceback"]
+    assert frame["worker"].dtype == "Int64"
+
+
+def test_handmade_outcomes_fit_the_schema() -> None:
+    # The schema accepts rows the way dispatch builds them (None for no error).
+    frame = handmade_outcomes()
+    assert (frame.dtypes == empty_outcomes().dtypes).all()
+    assert frame["error"].isna().sum() == 5
+
+
+# --- summarize from outcomes ----------------------------------------------------------------
+
+
+def test_summarize_handmade_outcomes_exactly() -> None:
+    summary = summarize(handmade_outcomes())
+    assert list(summary.columns) == SUMMARY_COLUMNS
+    assert summary.index.name == "run"
+    assert len(summary) == 1
+    row = summary.iloc[0]
+    assert row[["total", "completed", "failed", "canceled", "pending"]].tolist() == [6, 2, 1, 1, 2]
+    assert row["records_processed"] == 200
+    # Durations of the ended parts with a known duration: 2, 4 and 1 seconds.
+    assert row["duration_p50_s"] == 2.0
+    assert row["duration_p95_s"] == pytest.approx(3.8)
+    assert row["duration_max_s"] == 4.0
+    assert row["wall_s"] == 6.0  # first start (0 s) to last finish (6 s)
+    assert row["parts_per_s"] == pytest.approx(4 / 6)
+    assert row["records_per_s"] == pytest.approx(200 / 6)
+
+
+def test_summarize_dtypes() -> None:
+    summary = summarize(handmade_outcomes())
+    assert summary[["total", "completed", "failed", "canceled", "pending"]].dtypes.eq("int64").all()
+    assert summary["records_processed"].dtype == "Int64"
+    assert summary[SUMMARY_COLUMNS[6:]].dtypes.eq("float64").all()
+
+
+def test_summarize_ignores_optional_columns() -> None:
+    frame = handmade_outcomes()
+    frame["worker"] = pd.array([0, 1, 0, None, 1, None], dtype="Int64")
+    frame["traceback"] = [None, None, "Traceback ...", None, None, None]
+    pd.testing.assert_frame_equal(summarize(frame), summarize(handmade_outcomes()))
+
+
+def test_summarize_empty_outcomes() -> None:
+    row = summarize(empty_outcomes()).iloc[0]
+    assert row[["total", "completed", "failed", "canceled", "pending"]].tolist() == [0] * 5
+    assert row["records_processed"] == 0
+    assert row[SUMMARY_COLUMNS[6:]].isna().all()
+
+
+def test_summarize_minimal_frame_has_nan_timings() -> None:
+    frame = pd.DataFrame({"status": ["completed", "failed"], "records": [10, 20]})
+    row = summarize(frame).iloc[0]
+    assert row[["total", "completed", "failed"]].tolist() == [2, 1, 1]
+    assert row["records_processed"] == 10
+    assert row[SUMMARY_COLUMNS[6:]].isna().all()
+
+
+def test_summarize_accepts_wire_spellings_and_loose_timestamps() -> None:
+    frame = pd.DataFrame(
+        {
+            "status": ["complete", "Cancelled", "executing", "ready", "FAILED"],
+            "records": [5, 5, 5, 5, 5],
+            # Typed by hand: strings and naive datetimes (read as UTC).
+            "started_at": ["2026-01-01T00:00:00Z", None, "2026-01-01T00:00:01Z", None, None],
+            "finished_at": [pd.Timestamp("2026-01-01 00:00:10"), None, None, None, None],
+        }
+    )
+    row = summarize(frame).iloc[0]
+    assert row[["completed", "canceled", "pending", "failed"]].tolist() == [1, 1, 2, 1]
+    assert row["wall_s"] == 10.0
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "kwargs", "error", "message"),
+    [
+        (None, {}, ValueError, "summarize needs exactly one of outcomes or parts_completed"),
+        (
+            pd.DataFrame({"status": [], "records": []}),
+            {"parts_completed": {"parts": {"total": 0}}},
+            ValueError,
+            "summarize needs exactly one of outcomes or parts_completed",
+        ),
+        ([{"status": "completed"}], {}, TypeError, "outcomes must be a pandas DataFrame, got list"),
+        (
+            pd.DataFrame({"records": [1]}),
+            {},
+            ValueError,
+            "outcomes is missing column(s) ['status']",
+        ),
+        (
+            pd.DataFrame({"status": ["done", "completed"], "records": [1, 1]}),
+            {},
+            ValueError,
+            "outcomes['status'] has unknown status value(s) [\"'done'\"]",
+        ),
+        (
+            pd.DataFrame({"status": ["completed", None], "records": [1, 1]}),
+            {},
+            ValueError,
+            "outcomes['status'] has unknown status value(s)",
+        ),
+    ],
+)
+def test_summarize_bad_arguments(
+    outcomes: Any, kwargs: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=re.escape(message)):
+        summarize(outcomes, **kwargs)
+
+
+def test_summarize_100k_outcomes() -> None:
+    # Sanity at scale (vectorized; timing is measured in bench/, not asserted here).
+    n = 100_000
+    rng = np.random.default_rng(1)
+    status = np.array(["completed"] * 97_000 + ["failed"] * 2_000 + ["canceled"] * 1_000)
+    started = T0 + pd.to_timedelta(rng.uniform(0, 100, n), unit="s")
+    duration = rng.uniform(1, 3, n)
+    frame = pd.DataFrame(
+        {
+            "part": np.arange(n),
+            "job_id": [f"us_jb_{i}" for i in range(n)],
+            "status": rng.permutation(status),
+            "records": 1_000,
+            "attempts": 1,
+            "started_at": started,
+            "finished_at": started + pd.to_timedelta(duration, unit="s"),
+            "duration_s": duration,
+            "error": None,
+            "message": None,
+        }
+    )
+    row = summarize(frame).iloc[0]
+    assert row[["total", "completed", "failed", "canceled", "pending"]].tolist() == [
+        n,
+        97_000,
+        2_000,
+        1_000,
+        0,
+    ]
+    assert row["records_processed"] == 97_000_000
+    assert row["duration_p50_s"] == pytest.approx(np.median(duration))
+    assert row["duration_max_s"] == duration.max()
+    wall = (frame["finished_at"].max() - frame["started_at"].min()).total_seconds()
+    assert row["wall_s"] == pytest.approx(wall)
+
+
+# --- summarize from a job:parts-completed payload -------------------------------------------
+
+COUNTS_PAYLOAD = {
+    "job": "sheet:submitLargeSheet",
+    "operation": "submitLargeSheet",
+    "domain": "sheet",
+    "status": "executing",
+    "isPart": False,
+    "parts": {"total": 10, "completed": 7, "failed": 2, "canceled": 1},
+}
+LIST_PAYLOAD = {
+    "job": "sheet:submitLargeSheet",
+    "isPart": False,
+    "parts": [
+        {"partId": "us_jb_1", "status": "complete", "completedAt": "2026-01-01T00:00:01Z"},
+        {"partId": "us_jb_2", "status": "completed", "completedAt": "2026-01-01T00:00:02Z"},
+        {"partId": "us_jb_3", "status": "failed", "completedAt": "2026-01-01T00:00:03Z"},
+        {"partId": "us_jb_4", "status": "canceled", "completedAt": None},
+        {"partId": "us_jb_5", "status": "cancelled", "completedAt": None},
+    ],
+}
+
+
+@dataclass(frozen=True)
+class StandInEvent:
+    """Like splitkit.api.models.Event: the payload is an attribute."""
+
+    topic: str
+    payload: dict[str, Any]
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        COUNTS_PAYLOAD,
+        {"topic": "job:parts-completed", "context": {"jobId": "p"}, "payload": COUNTS_PAYLOAD},
+        StandInEvent("job:parts-completed", COUNTS_PAYLOAD),
+    ],
+    ids=["payload", "event-dict", "event-object"],
+)
+def test_summarize_counts_payload(given: object) -> None:
+    summary = summarize(parts_completed=given)
+    assert list(summary.columns) == SUMMARY_COLUMNS
+    row = summary.iloc[0]
+    assert row[["total", "completed", "failed", "canceled", "pending"]].tolist() == [10, 7, 2, 1, 0]
+    assert pd.isna(row["records_processed"])
+    assert row[SUMMARY_COLUMNS[6:]].isna().all()
+
+
+def test_summarize_list_payload() -> None:
+    row = summarize(parts_completed=LIST_PAYLOAD).iloc[0]
+    assert row[["total", "completed", "failed", "canceled", "pending"]].tolist() == [5, 2, 1, 2, 0]
+    assert row[SUMMARY_COLUMNS[6:]].isna().all()
+
+
+def test_summarize_real_event_model() -> None:
+    from splitkit.api.models import Event
+
+    event = Event.from_wire(
+        {
+            "id": "us_evt_1",
+            "topic": "job:parts-completed",
+            "domain": "job",
+            "context": {"jobId": "us_jb_p", "environmentId": "us_env_1", "accountId": "a"},
+            "payload": COUNTS_PAYLOAD,
+            "createdAt": "2026-01-01T00:00:00.000Z",
+        }
+    )
+    assert summarize(parts_completed=event)["completed"].iloc[0] == 7
+
+
+def test_summarize_counts_payload_defaults_and_spelling() -> None:
+    # Zeros left out, "cancelled" spelled the British way, total missing: all tolerated.
+    row = summarize(parts_completed={"parts": {"completed": 3, "cancelled": 1}}).iloc[0]
+    assert row[["total", "completed", "failed", "canceled", "pending"]].tolist() == [4, 3, 0, 1, 0]
+    row = summarize(parts_completed={"parts": {"total": 5, "completed": 3}}).iloc[0]
+    assert row["pending"] == 2
+
+
+@pytest.mark.parametrize(
+    ("given", "error", "message"),
+    [
+        ("job:parts-completed", TypeError, "parts_completed must be a job:parts-completed event"),
+        ({"payload": {"job": "x"}}, ValueError, "parts_completed payload has no 'parts'"),
+        ({"job": "x"}, ValueError, "parts_completed payload has no 'parts'"),
+        ({"parts": "3"}, ValueError, "parts_completed 'parts' must be a dict of counts or a list"),
+        ({"parts": 3}, ValueError, "parts_completed 'parts' must be a dict of counts or a list"),
+        (
+            {"parts": {"total": 2, "completed": -1}},
+            ValueError,
+            "parts['completed'] must be a non-negative integer, got -1",
+        ),
+        (
+            {"parts": {"total": 2, "completed": True}},
+            ValueError,
+            "parts['completed'] must be a non-negative integer, got True",
+        ),
+        (
+            {"parts": {"total": "2", "completed": 1}},
+            ValueError,
+            "parts['total'] must be a non-negative integer, got '2'",
+        ),
+        (
+            {"parts": {"total": 2, "completed": 2, "failed": 1}},
+            ValueError,
+            "completed + failed + canceled = 3 is more than total = 2",
+        ),
+        (
+            {"parts": [{"partId": "a"}]},
+            ValueError,
+            "parts_completed parts[0] must be a dict with a 'status'",
+        ),
+        (
+            {"parts": [{"partId": "a", "status": "exploded"}]},
+            ValueError,
+            "parts_completed parts has unknown status value(s)",
+        ),
+    ],
+)
+def test_summarize_bad_payloads(given: object, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=re.escape(message)):
+        summarize(parts_completed=given)
+
+
+def test_counts_match() -> None:
+    outcomes = pd.DataFrame(
+        {"status": ["completed"] * 7 + ["failed"] * 2 + ["canceled"], "records": 1}
+    )
+    assert counts_match(summarize(outcomes), COUNTS_PAYLOAD)
+    assert counts_match(outcomes, {"payload": COUNTS_PAYLOAD})
+    assert not counts_match(outcomes.iloc[1:], COUNTS_PAYLOAD)
+    with pytest.raises(ValueError, match="expected a summary frame"):
+        counts_match(pd.DataFrame({"x": [1]}), COUNTS_PAYLOAD)
+
+
+# --- settle_decision ------------------------------------------------------------------------
+
+
+def _counts(total: int, completed: int, failed: int = 0, canceled: int = 0) -> pd.DataFrame:
+    parts = {"total": total, "completed": completed, "failed": failed, "canceled": canceled}
+    return summarize(parts_completed={"parts": parts})
+
+
+@pytest.mark.parametrize(
+    ("summary", "decision"),
+    [
+        (_counts(100, 100), SettleDecision("complete", "100 of 100 parts completed")),
+        (_counts(0, 0), SettleDecision("complete", "0 of 0 parts completed")),
+        (_counts(100, 95, 3, 2), SettleDecision("fail", "3 of 100 parts failed, 2 canceled")),
+        (_counts(10, 9, 0, 1), SettleDecision("fail", "0 of 10 parts failed, 1 canceled")),
+        (
+            _counts(10, 8, 1),
+            SettleDecision("fail", "1 of 10 parts failed, 0 canceled, 1 not ended"),
+        ),
+        (
+            handmade_outcomes(),
+            SettleDecision("fail", "1 of 6 parts failed, 1 canceled, 2 not ended"),
+        ),
+        (empty_outcomes(), SettleDecision("complete", "0 of 0 parts completed")),
+    ],
+)
+def test_settle_decision(summary: pd.DataFrame, decision: SettleDecision) -> None:
+    assert settle_decision(summary) == decision
+
+
+def test_settle_decision_custom_message() -> None:
+    assert settle_decision(_counts(2, 1, 1), message="see the notebook") == SettleDecision(
+        "fail", "see the notebook"
+    )
+
+
+@pytest.mark.parametrize(
+    ("frame", "kwargs", "error", "message"),
+    [
+        ({"total": 1}, {}, TypeError, "expected a summary or an outcome DataFrame, got dict"),
+        (pd.DataFrame({"x": [1]}), {}, ValueError, "expected a summary frame"),
+        (
+            pd.concat([_counts(1, 1), _counts(1, 1)]),
+            {},
+            ValueError,
+            "a summary frame has exactly one row, got 2",
+        ),
+        (_counts(1, 1), {"message": 3}, TypeError, "message must be a string or None, got int"),
+    ],
+)
+def test_settle_decision_bad_arguments(
+    frame: Any, kwargs: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=re.escape(message)):
+        settle_decision(frame, **kwargs)
+
+
+# --- the settle flow against stand-in clients -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class FakeJob:
+    id: str
+    status: str
+
+
+def _refused(job_id: str, status: str) -> InvalidTransitionError:
+    return InvalidTransitionError(
+        "POST",
+        f"/jobs/{job_id}/complete",
+        400,
+        f"Job {job_id} is {status}; cannot complete",
+        key="transition",
+    )
+
+
+class FakeClient:
+    """Records calls; ``race`` makes another settler end the parent just before our write."""
+
+    def __init__(self, status: str = "executing", *, race: str | None = None) -> None:
+        self.status = status
+        self.race = race
+        self.calls: list[tuple[str, str, dict[str, Any]]] = []
+
+    def get_job(self, job_id: str) -> FakeJob:
+        self.calls.append(("get_job", job_id, {}))
+        return FakeJob(job_id, self.status)
+
+    def _end(self, name: str, job_id: str, status: str, kwargs: dict[str, Any]) -> FakeJob:
+        self.calls.append((name, job_id, kwargs))
+        if self.race is not None:
+            self.status = self.race
+            raise _refused(job_id, self.race)
+        if self.status in {"complete", "failed", "canceled"}:
+            raise _refused(job_id, self.status)
+        self.status = status
+        return FakeJob(job_id, status)
+
+    def complete_job(self, job_id: str, **kwargs: Any) -> FakeJob:
+        return self._end("complete_job", job_id, "complete", kwargs)
+
+    def fail_job(self, job_id: str, **kwargs: Any) -> FakeJob:
+        return self._end("fail_job", job_id, "failed", kwargs)
+
+
+class FakeAsyncClient:
+    def __init__(self, sync: FakeClient) -> None:
+        self.sync = sync
+
+    async def get_job(self, job_id: str) -> FakeJob:
+        return self.sync.get_job(job_id)
+
+    async def complete_job(self, job_id: str, **kwargs: Any) -> FakeJob:
+        return self.sync.complete_job(job_id, **kwargs)
+
+    async def fail_job(self, job_id: str, **kwargs: Any) -> FakeJob:
+        return self.sync.fail_job(job_id, **kwargs)
+
+
+def _run(client: FakeClient, use_async: bool, frame: pd.DataFrame, **kw: Any) -> SettleResult:
+    if use_async:
+        return asyncio.run(asettle(FakeAsyncClient(client), "us_jb_p", frame, **kw))
+    return settle(client, "us_jb_p", frame, **kw)
+
+
+sync_and_async = pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+
+
+@sync_and_async
+def test_settle_completes_then_is_a_no_op(use_async: bool) -> None:
+    client = FakeClient()
+    first = _run(client, use_async, _counts(3, 3))
+    assert first == SettleResult("us_jb_p", "complete", True, "3 of 3 parts completed")
+    assert client.calls == [
+        ("get_job", "us_jb_p", {}),
+        ("complete_job", "us_jb_p", {"message": "3 of 3 parts completed"}),
+    ]
+    second = _run(client, use_async, _counts(3, 3))
+    assert second == SettleResult(
+        "us_jb_p", "complete", False, "parent us_jb_p was already complete; unchanged"
+    )
+    assert client.calls[2:] == [("get_job", "us_jb_p", {})]
+
+
+@sync_and_async
+def test_settle_fails_with_counts(use_async: bool) -> None:
+    client = FakeClient()
+    result = _run(client, use_async, _counts(100, 95, 3, 2))
+    assert result == SettleResult("us_jb_p", "failed", True, "3 of 100 parts failed, 2 canceled")
+    assert client.calls[-1] == (
+        "fail_job",
+        "us_jb_p",
+        {"message": "3 of 100 parts failed, 2 canceled"},
+    )
+
+
+@sync_and_async
+def test_settle_custom_message_and_outcomes_frame(use_async: bool) -> None:
+    client = FakeClient()
+    result = _run(client, use_async, handmade_outcomes(), message="2 parts never ran")
+    assert (result.status, result.changed, result.message) == ("failed", True, "2 parts never ran")
+
+
+@sync_and_async
+def test_settle_lost_race_reports_unchanged(use_async: bool) -> None:
+    client = FakeClient(race="failed")
+    result = _run(client, use_async, _counts(3, 3))
+    assert result == SettleResult(
+        "us_jb_p", "failed", False, "parent us_jb_p was already failed; unchanged"
+    )
+    assert [c[0] for c in client.calls] == ["get_job", "complete_job", "get_job"]
+
+
+@sync_and_async
+def test_settle_refusal_for_another_reason_is_raised(use_async: bool) -> None:
+    # Refused, yet the parent has not ended: not a lost race, so not hidden.
+    client = FakeClient(race="created")
+    with pytest.raises(InvalidTransitionError, match="cannot complete"):
+        _run(client, use_async, _counts(3, 3))
+
+
+@sync_and_async
+def test_settle_other_errors_propagate(use_async: bool) -> None:
+    class Missing(FakeClient):
+        def get_job(self, job_id: str) -> FakeJob:
+            raise NotFoundError("GET", f"/jobs/{job_id}", 404, "no such job")
+
+    with pytest.raises(NotFoundError, match="no such job"):
+        _run(Missing(), use_async, _counts(1, 1))
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (
+            lambda: settle(FakeClient(), "", _counts(1, 1)),
+            ValueError,
+            "parent_job_id must be a non-empty string, got ''",
+        ),
+        (
+            lambda: settle(FakeClient(), None, _counts(1, 1)),  # type: ignore[arg-type]
+            ValueError,
+            "parent_job_id must be a non-empty string, got None",
+        ),
+        (
+            lambda: settle(object(), "p", _counts(1, 1)),
+            TypeError,
+            "settle() needs a client with get_job, complete_job and fail_job, got object",
+        ),
+        (
+            lambda: settle(FakeAsyncClient(FakeClient()), "p", _counts(1, 1)),
+            TypeError,
+            "use asettle() with an AsyncClient",
+        ),
+        (
+            lambda: asyncio.run(asettle(FakeClient(), "p", _counts(1, 1))),
+            TypeError,
+            "use settle()",
+        ),
+        (
+            lambda: settle(FakeClient(), "p", pd.DataFrame({"x": [1]})),
+            ValueError,
+            "expected a summary frame",
+        ),
+    ],
+)
+def test_settle_bad_arguments(call: Any, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=re.escape(message)):
+        call()
+
+
+def test_settle_bad_arguments_send_nothing() -> None:
+    client = FakeClient()
+    with pytest.raises(ValueError):
+        settle(client, "p", pd.DataFrame({"x": [1]}))
+    assert client.calls == []
+
+
+def test_settle_result_repr() -> None:
+    result = SettleResult("us_jb_p", "failed", True, "3 of 100 parts failed, 2 canceled")
+    assert repr(result) == (
+        "SettleResult(job_id='us_jb_p', status='failed', changed=True, "
+        "message='3 of 100 parts failed, 2 canceled')"
+    )
+    with pytest.raises(AttributeError):
+        result.changed = False  # type: ignore[misc]
+
+
+def test_docstring_examples() -> None:
+    result = doctest.testmod(splitkit.outcomes, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0
+    assert result.failed == 0

@@ -1,0 +1,195 @@
+"""settle() / asettle() against the embedded server over real HTTP.
+
+The decision logic and the race handling are unit-tested with stand-in clients in
+test_outcomes.py; here the server's own refusals (400 ``transition``) and the
+``job:parts-completed`` payload it emits are the inputs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from splitkit.api import AsyncClient, Client, Event, Job
+from splitkit.outcomes import SettleResult, asettle, empty_outcomes, settle, summarize
+from splitkit.server import EmbeddedServer
+
+
+def _sheet(server: EmbeddedServer) -> str:
+    assert server.sheet_id is not None  # the session server is made with a sample sheet
+    return server.sheet_id
+
+
+@pytest.fixture
+def client(server: EmbeddedServer) -> Iterator[Client]:
+    with Client(server.url, server.token, environment_id=server.environment_id) as c:
+        yield c
+
+
+@pytest.fixture
+def parent(server: EmbeddedServer, client: Client) -> Callable[..., tuple[str, list[Job]]]:
+    """A parent job on the session's sheet, acked and split: returns (parent id, parts)."""
+
+    def make(parts: int = 3) -> tuple[str, list[Job]]:
+        job = client.create_job("sheet", "submitLargeSheet", source=_sheet(server))
+        client.ack_job(job.id, info="splitting", progress=10)
+        client.split_job(job.id, parts)
+        children = sorted(client.list_parts(job.id), key=lambda j: j.part or 0)
+        assert len(children) == parts
+        return job.id, children
+
+    return make
+
+
+def _end_parts(client: Client, parts: list[Job], statuses: list[str]) -> None:
+    for part, status in zip(parts, statuses, strict=True):
+        if status == "canceled":
+            client.cancel_job(part.id)
+            continue
+        client.ack_job(part.id)
+        if status == "complete":
+            client.complete_job(part.id, message="done")
+        else:
+            client.fail_job(part.id, message="boom")
+
+
+def _parts_completed(client: Client, parent_id: str) -> Event:
+    events = [
+        event
+        for event in client.list_events(
+            topic="job:parts-completed", include_acknowledged=True, page_size=1_000
+        )
+        if event.context.get("jobId") == parent_id
+    ]
+    assert len(events) == 1  # exactly one per round
+    return events[0]
+
+
+def test_all_parts_completed_completes_the_parent_once(client: Client, parent: Any) -> None:
+    parent_id, parts = parent(3)
+    _end_parts(client, parts, ["complete"] * 3)
+    summary = summarize(parts_completed=_parts_completed(client, parent_id))
+    assert summary[["total", "completed"]].iloc[0].tolist() == [3, 3]
+
+    first = settle(client, parent_id, summary)
+    assert first == SettleResult(parent_id, "complete", True, "3 of 3 parts completed")
+    job = client.get_job(parent_id)
+    assert job.status == "complete"
+    assert job.outcome is not None
+    assert job.outcome.get("message") == "3 of 3 parts completed"
+
+    again = settle(client, parent_id, summary)
+    assert again == SettleResult(
+        parent_id, "complete", False, f"parent {parent_id} was already complete; unchanged"
+    )
+    assert client.get_job(parent_id).updated_at == job.updated_at
+
+
+def test_failed_and_canceled_parts_fail_the_parent(client: Client, parent: Any) -> None:
+    parent_id, parts = parent(3)
+    _end_parts(client, parts, ["complete", "failed", "canceled"])
+    event = _parts_completed(client, parent_id)
+
+    result = settle(client, parent_id, summarize(parts_completed=event))
+    assert result == SettleResult(parent_id, "failed", True, "1 of 3 parts failed, 1 canceled")
+    assert client.get_job(parent_id).status == "failed"
+
+    # Settling again, even with a summary that now says "all completed", changes nothing.
+    again = settle(
+        client, parent_id, summarize(parts_completed={"parts": {"total": 3, "completed": 3}})
+    )
+    assert (again.status, again.changed) == ("failed", False)
+    assert client.get_job(parent_id).status == "failed"
+
+
+def test_settle_from_an_outcome_frame_without_parts(client: Client, server: EmbeddedServer) -> None:
+    # Zero records: nothing to split, the parent is completed directly.
+    job = client.create_job("sheet", "submitLargeSheet", source=_sheet(server))
+    client.ack_job(job.id)
+    result = settle(client, job.id, empty_outcomes(), message="nothing to do")
+    assert (result.status, result.changed, result.message) == ("complete", True, "nothing to do")
+
+
+def test_lost_race_against_the_server_reports_unchanged(client: Client, parent: Any) -> None:
+    parent_id, parts = parent(3)
+    _end_parts(client, parts, ["complete"] * 3)
+    summary = summarize(parts_completed=_parts_completed(client, parent_id))
+
+    class RacedClient:
+        """Another settler fails the parent right after our first read."""
+
+        def __init__(self) -> None:
+            self.reads = 0
+
+        def get_job(self, job_id: str) -> Job:
+            job = client.get_job(job_id)
+            self.reads += 1
+            if self.reads == 1:
+                client.fail_job(job_id, message="the other settler")
+            return job
+
+        def complete_job(self, job_id: str, **kwargs: Any) -> Job:
+            return client.complete_job(job_id, **kwargs)  # refused by the server: 400
+
+        def fail_job(self, job_id: str, **kwargs: Any) -> Job:
+            return client.fail_job(job_id, **kwargs)
+
+    raced = RacedClient()
+    result = settle(raced, parent_id, summary)
+    assert result == SettleResult(
+        parent_id, "failed", False, f"parent {parent_id} was already failed; unchanged"
+    )
+    assert raced.reads == 2
+    job = client.get_job(parent_id)
+    assert job.outcome is not None
+    assert job.outcome.get("message") == "the other settler"
+
+
+def test_concurrent_settlers_change_the_parent_exactly_once(
+    server: EmbeddedServer, client: Client, parent: Any
+) -> None:
+    parent_id, parts = parent(3)
+    _end_parts(client, parts, ["complete"] * 3)
+    summary = summarize(parts_completed=_parts_completed(client, parent_id))
+    start = threading.Barrier(8)
+    results: list[SettleResult] = []
+    lock = threading.Lock()
+
+    def settler() -> None:
+        with Client(server.url, server.token, environment_id=server.environment_id) as own:
+            start.wait()
+            result = settle(own, parent_id, summary)
+        with lock:
+            results.append(result)
+
+    threads = [threading.Thread(target=settler) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(results) == 8
+    assert sum(r.changed for r in results) == 1
+    assert {r.status for r in results} == {"complete"}
+
+
+def test_asettle(server: EmbeddedServer, client: Client, parent: Any) -> None:
+    parent_id, parts = parent(3)
+    _end_parts(client, parts, ["complete", "complete", "failed"])
+    summary = summarize(parts_completed=_parts_completed(client, parent_id))
+
+    async def main() -> tuple[SettleResult, SettleResult]:
+        async with AsyncClient(
+            server.url, server.token, environment_id=server.environment_id
+        ) as async_client:
+            first = await asettle(async_client, parent_id, summary)
+            second = await asettle(async_client, parent_id, summary)
+            return first, second
+
+    first, second = asyncio.run(main())
+    assert first == SettleResult(parent_id, "failed", True, "1 of 3 parts failed, 0 canceled")
+    assert (second.status, second.changed) == ("failed", False)
+    assert client.get_job(parent_id).status == "failed"
