@@ -20,6 +20,7 @@ from splitkit.dispatch import (
 from splitkit.outcomes import SettleResult, asettle, settle, summarize
 from splitkit.pipeline import split_parent, start_parent_job
 from splitkit.plan import plan_parts, what_if
+from splitkit.retry import retry_failed
 
 __all__ = [
     "AsyncClient",
@@ -38,6 +39,7 @@ __all__ = [
     "connect",
     "dispatch",
     "plan_parts",
+    "retry_failed",
     "settle",
     "split_parent",
     "start_parent_job",

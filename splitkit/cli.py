@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 
@@ -61,6 +63,55 @@ def serve(
                 time.sleep(0.5)
         except KeyboardInterrupt:
             typer.echo("\nstopping...")
+
+
+@app.command()
+def demo(
+    records: Annotated[int, typer.Option(min=1, help="Generated records in the sheet.")] = 100_000,
+    batch_size: Annotated[int, typer.Option(min=1, help="Records per part.")] = 1_000,
+    concurrency: Annotated[int, typer.Option(min=1, help="Parts processed at once.")] = 8,
+) -> None:
+    """The main job: the whole pipeline on the embedded server with sample data."""
+    from splitkit.demo import run_demo
+
+    run_demo(records=records, batch_size=batch_size, concurrency=concurrency)
+
+
+@app.command()
+def listen(
+    handler: Annotated[
+        str, typer.Argument(help="The part handler, as module:function (e.g. mypkg.jobs:handle).")
+    ],
+    batch_size: Annotated[int, typer.Option(min=1, help="Records per part.")] = 1_000,
+    job: Annotated[str, typer.Option(help="The parent jobs to handle, as type:operation.")] = (
+        "sheet:submitLargeSheet"
+    ),
+) -> None:
+    """Run the event-driven flow until Ctrl-C: split parents, process parts, settle parents.
+
+    Connects with FLATFILE_API_KEY / FLATFILE_API_URL / FLATFILE_ENVIRONMENT_ID.
+    """
+    from splitkit.api import ClientConfig
+    from splitkit.listener import multipart_listener
+
+    function = _import_handler(handler)
+    config = ClientConfig.from_env()
+    listener = multipart_listener(config, function, batch_size=batch_size, job=job)
+    typer.echo(f"listening for {job} at {config.base_url} (Ctrl-C stops)")
+    listener.run_forever()
+
+
+def _import_handler(spec: str) -> Callable[..., object]:
+    module_name, _, name = spec.partition(":")
+    if not module_name or not name:
+        raise typer.BadParameter(f"handler must be module:function, got {spec!r}")
+    try:
+        function = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError) as exc:
+        raise typer.BadParameter(f"cannot load handler {spec!r}: {exc}") from exc
+    if not callable(function):
+        raise typer.BadParameter(f"handler {spec!r} is not callable")
+    return cast(Callable[..., object], function)
 
 
 def main() -> None:

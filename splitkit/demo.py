@@ -59,8 +59,10 @@ def run_demo(
         assert sheet_id is not None
         say(f"embedded Flatfile server at {conn.config.base_url}")
         counts = client.get_counts(sheet_id)
-        say(f"sheet {sheet_id}: {counts.total:,} records ({counts.valid:,} valid, "
-            f"{counts.error:,} with errors)")
+        say(
+            f"sheet {sheet_id}: {counts.total:,} records ({counts.valid:,} valid, "
+            f"{counts.error:,} with errors)"
+        )
 
         plan = plan_parts(counts.total, batch_size=batch_size)
         say(f"\nplan: {len(plan):,} parts of up to {batch_size:,} records")
@@ -71,7 +73,11 @@ def run_demo(
         say(f"\nparent job {parent.id} split into {len(parts):,} parts\n")
 
         handle = dispatch(
-            client, parent.id, demo_handler, concurrency=concurrency, progress=progress,
+            client,
+            parent.id,
+            demo_handler,
+            concurrency=concurrency,
+            progress=progress,
             wait=True,
         )
         outcomes = handle.outcomes
@@ -84,9 +90,24 @@ def run_demo(
             say("\nfailed parts:")
             say(failed[["part", "job_id", "error"]].to_string(index=False))
 
+        announced = [
+            event
+            for event in client.list_events(topic="job:parts-completed", page_size=1000)
+            if event.context.get("jobId") == parent.id
+        ]
+        if announced:
+            parts_counts = announced[-1].payload.get("parts", {})
+            say(f"\nthe server's job:parts-completed said: {parts_counts}")
+
         result = settle(client, parent.id, summary)
         final = client.get_job(parent.id)
         say(f"\nparent {parent.id}: {final.status} — {result.message}")
         say(f"done in {time.perf_counter() - started:.1f} s")
-        return {"plan": plan, "parts": parts, "outcomes": outcomes, "summary": summary,
-                "parent": final, "settle": result}
+        return {
+            "plan": plan,
+            "parts": parts,
+            "outcomes": outcomes,
+            "summary": summary,
+            "parent": final,
+            "settle": result,
+        }

@@ -19,6 +19,7 @@ listener does not redo them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
 import inspect
 import logging
@@ -88,8 +89,10 @@ class Listener:
         since: datetime | None = None,
     ) -> None:
         self.config = client if isinstance(client, ClientConfig) else client.config
-        if isinstance(poll_interval, bool) or not isinstance(poll_interval, int | float) or (
-            poll_interval <= 0
+        if (
+            isinstance(poll_interval, bool)
+            or not isinstance(poll_interval, int | float)
+            or (poll_interval <= 0)
         ):
             raise ValueError(f"poll_interval must be a positive number, got {poll_interval!r}")
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
@@ -149,10 +152,8 @@ class Listener:
 
     def run_forever(self) -> None:
         """Block, handling events, until Ctrl-C or `stop()` from another thread."""
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(self.run())
-        except KeyboardInterrupt:
-            pass
 
     def start(self) -> Listener:
         """Run in a background thread (for notebooks and tests); `stop()` ends it."""
@@ -255,7 +256,7 @@ def multipart_listener(
                 part_data=dict(part_job.part_data or {}),
                 records=await fetch_records(api, part_job, page_number, page_size),
             )
-            message, outcome = await run_handler(run_on, handler, part, timeout)
+            _message, outcome = await run_handler(run_on, handler, part, timeout)
         except Exception as exc:
             error, _ = describe_error(exc)
             await fail_part(api, job_id, error)

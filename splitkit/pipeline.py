@@ -37,14 +37,16 @@ def start_parent_job(
 def part_data_for(plan: pd.DataFrame) -> list[dict[str, Any]]:
     """The `partData` object of each part, in plan order (what the server stores)."""
     _check_plan(plan)
+    columns = zip(
+        plan["page_number"].tolist(),
+        plan["page_size"].tolist(),
+        plan["first_record"].tolist(),
+        plan["records"].tolist(),
+        strict=True,
+    )
     return [
-        {
-            "pageNumber": int(row.page_number),
-            "pageSize": int(row.page_size),
-            "firstRecord": int(row.first_record),
-            "records": int(row.records),
-        }
-        for row in plan.itertuples(index=False)
+        {"pageNumber": page, "pageSize": size, "firstRecord": first, "records": records}
+        for page, size, first, records in columns
     ]
 
 

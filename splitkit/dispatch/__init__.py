@@ -11,7 +11,6 @@ import pandas as pd
 from splitkit.api import AsyncClient, Client, ClientConfig
 from splitkit.dispatch.controls import Controls, check_concurrency
 from splitkit.dispatch.engine import TRANSIENT, DispatchOptions, Engine
-from splitkit.dispatch.steps import PartTimeoutError
 from splitkit.dispatch.executors import (
     DaskExecutor,
     Executor,
@@ -24,6 +23,7 @@ from splitkit.dispatch.handle import RunHandle
 from splitkit.dispatch.part import Part
 from splitkit.dispatch.progress import RunObserver, TqdmProgress
 from splitkit.dispatch.state import RunState
+from splitkit.dispatch.steps import PartTimeoutError
 
 __all__ = [
     "DaskExecutor",
@@ -131,7 +131,8 @@ def _config_of(client: Client | AsyncClient | ClientConfig) -> ClientConfig:
     if isinstance(client, Client | AsyncClient):
         return client.config
     raise TypeError(
-        f"client must be a splitkit Client, AsyncClient or ClientConfig, got {type(client).__name__}"
+        "client must be a splitkit Client, AsyncClient or ClientConfig, "
+        f"got {type(client).__name__}"
     )
 
 

@@ -42,6 +42,7 @@ from splitkit.dispatch.steps import (
     fetch_records,
     outcome_message,
     page_of,
+    part_index,
     run_handler,
 )
 
@@ -127,7 +128,7 @@ class Engine:
             raise ValueError(
                 f"job {self.parent_id} is a part of {parent.parent_id}; dispatch its parent"
             )
-        parts = sorted(await client.list_parts(self.parent_id), key=lambda j: j.part or 0)
+        parts = sorted(await client.list_parts(self.parent_id), key=part_index)
         if not parts:
             raise ValueError(
                 f"job {self.parent_id} has no parts: split it first (splitkit.split_parent)"
@@ -136,8 +137,7 @@ class Engine:
         self.state.add(rows)
 
     def _row_for(self, job: Job) -> PartRow:
-        index = int(job.part if job.part is not None else job.part_data.get("part", 0))
-        row = PartRow(part=index, job_id=job.id, records=self._page_of(job)[2])
+        row = PartRow(part=part_index(job), job_id=job.id, records=self._page_of(job)[2])
         ended = FROM_JOB_STATUS.get(job.status)
         if ended is not None:
             # Ended on the server by an earlier run: kept in the frame, never run again.
@@ -191,7 +191,9 @@ class Engine:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.options.retries + 1),
             wait=wait_exponential_jitter(
-                initial=self.options.backoff_initial_s, max=self.options.backoff_max_s
+                multiplier=self.options.backoff_initial_s,
+                jitter=self.options.backoff_initial_s,
+                max=self.options.backoff_max_s,
             ),
             retry=retry_if_exception_type(self.options.retry_on),
             reraise=True,

@@ -110,8 +110,13 @@ class RunHandle:
     def __repr__(self) -> str:
         tally = self.state.tally()
         phase = (
-            "failed" if self.error else "done" if self.done
-            else "paused" if self.controls.paused else "running"
+            "failed"
+            if self.error
+            else "done"
+            if self.done
+            else "paused"
+            if self.controls.paused
+            else "running"
         )
         counts = ", ".join(f"{n} {s}" for s, n in tally.items() if n)
         return f"<RunHandle parent={self.parent_id} {phase}: {counts or 'no parts yet'}>"

@@ -27,7 +27,9 @@ class TqdmProgress:
 
     def __init__(self, tqdm_class: Any = None, **tqdm_kwargs: Any) -> None:
         if tqdm_class is None:
-            from tqdm.auto import tqdm as tqdm_class
+            from tqdm.auto import tqdm
+
+            tqdm_class = tqdm
         self._tqdm_class = tqdm_class
         self._kwargs = {"mininterval": REDRAW_INTERVAL_S, "unit": "part", **tqdm_kwargs}
         self._bar: Any = None

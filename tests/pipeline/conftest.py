@@ -40,7 +40,10 @@ def job_events(client: Client) -> Callable[..., list[Event]]:
         page = 1
         while True:
             batch = client.list_events(
-                domain="job", topic=topic, include_acknowledged=True, page_size=1000,
+                domain="job",
+                topic=topic,
+                include_acknowledged=True,
+                page_size=1000,
                 page_number=page,
             )
             events.extend(batch)

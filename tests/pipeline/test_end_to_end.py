@@ -42,7 +42,13 @@ def test_mixed_outcomes_end_in_a_failed_parent(client: Client, split_job, job_ev
                 in_flight -= 1
 
     handle = dispatch(
-        client, parent_id, handler, concurrency=16, timeout=0.5, retries=0, progress=False,
+        client,
+        parent_id,
+        handler,
+        concurrency=16,
+        timeout=0.5,
+        retries=0,
+        progress=False,
         wait=True,
     )
     outcomes = handle.outcomes.set_index("part")

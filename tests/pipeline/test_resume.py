@@ -32,10 +32,15 @@ WORKER = textwrap.dedent(
 def test_killed_dispatch_resumes_with_only_the_remaining_parts(
     server, client: Client, split_job, job_events, tmp_path: Path
 ) -> None:
-    parent_id, parts = split_job(batch_size=50, total=2000)  # 40 parts
+    parent_id, _parts = split_job(batch_size=50, total=2000)  # 40 parts
     log = tmp_path / "first-run.log"
-    env = {**os.environ, "URL": server.url, "TOKEN": server.token, "PARENT": parent_id,
-           "LOG": str(log)}
+    env = {
+        **os.environ,
+        "URL": server.url,
+        "TOKEN": server.token,
+        "PARENT": parent_id,
+        "LOG": str(log),
+    }
     proc = subprocess.Popen([sys.executable, "-c", WORKER], env=env)
     try:
         deadline = time.monotonic() + 60
@@ -74,13 +79,12 @@ def test_killed_dispatch_resumes_with_only_the_remaining_parts(
 
     # On the server: every part completed exactly once, one parts-completed, one settle.
     events = job_events()
-    completed_events = Counter(
-        e.context.get("jobId") for e in events if e.topic == "job:completed"
-    )
+    completed_events = Counter(e.context.get("jobId") for e in events if e.topic == "job:completed")
     for job_id in before:
         assert completed_events[job_id] == 1, job_id
     parts_completed = [
-        e for e in events
+        e
+        for e in events
         if e.topic == "job:parts-completed" and e.context.get("jobId") == parent_id
     ]
     assert len(parts_completed) == 1
@@ -90,6 +94,7 @@ def test_killed_dispatch_resumes_with_only_the_remaining_parts(
     assert first.changed and not second.changed
     assert client.get_job(parent_id).status == "complete"
     events = job_events("job:completed")
-    assert sum(
-        1 for e in events if e.topic == "job:completed" and e.context.get("jobId") == parent_id
-    ) == 1
+    assert (
+        sum(1 for e in events if e.topic == "job:completed" and e.context.get("jobId") == parent_id)
+        == 1
+    )
