@@ -72,6 +72,11 @@ def _entry(message: str, key: str | None = None) -> dict[str, str]:
 def _validation_entries(errors: Sequence[Any]) -> list[dict[str, str]]:
     entries: list[dict[str, str]] = []
     for error in errors:
+        if error.get("type") == "json_invalid":  # its loc is ("body", <character offset>)
+            detail = (error.get("ctx") or {}).get("error", "JSON decode error")
+            position = error["loc"][-1] if error.get("loc") else "?"
+            entries.append(_entry(f"body: not valid JSON ({detail} at {position})", "body"))
+            continue
         loc = [str(part) for part in error.get("loc", ())]
         # the first element says where ("body", "query", "path"); the rest names the field
         key = ".".join(loc[1:]) or (loc[0] if loc else "body")

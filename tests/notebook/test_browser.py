@@ -204,8 +204,8 @@ def test_panel_pauses_and_resumes_the_quickstart_run(lab: Lab, tmp_path: Path) -
             page.locator(".lm-MenuBar-item").filter(has_text=re.compile("^Run$")).click()
             page.locator(".lm-Menu-item[data-command='runmenu:run-all']").click()
 
-            panel = page.locator(".splitkit-panel")
-            expect(panel).to_have_count(1, timeout=60_000)
+            panel = page.locator(".splitkit-panel").first  # the quickstart's one run
+            expect(panel).to_be_visible(timeout=60_000)
             label = panel.locator(".splitkit-label")
             pause = panel.locator("button.splitkit-pause")
 
@@ -222,7 +222,9 @@ def test_panel_pauses_and_resumes_the_quickstart_run(lab: Lab, tmp_path: Path) -
             expect(label).to_contain_text("paused")
             expect(panel.locator(".splitkit-count-running b")).to_have_text("0")
             frozen = completed()
-            total = int(re.search(r"/([\d,]+) parts", label.inner_text())[1].replace(",", ""))  # type: ignore[index]
+            parts = re.search(r"/([\d,]+) parts", label.inner_text())
+            assert parts, f"no part total in the label {label.inner_text()!r}"
+            total = int(parts[1].replace(",", ""))
             assert frozen < total, "the run ended before Pause took: the quickstart is too fast"
             time.sleep(1.0)  # ten handler durations: parts would have completed by now
             assert completed() == frozen, "parts completed while paused"
@@ -244,6 +246,7 @@ def test_panel_pauses_and_resumes_the_quickstart_run(lab: Lab, tmp_path: Path) -
             assert completed() == total
             expect(pause).to_be_disabled()
             _wait_cells_done(page)
+            # The quickstart shows its plan and summary with show_plan / show_summary.
             expect(page.locator(".splitkit-plan")).to_have_count(1)
             expect(page.locator(".splitkit-summary")).to_contain_text("all parts completed")
         finally:

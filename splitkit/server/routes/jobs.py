@@ -144,8 +144,10 @@ def get_job(store: StoreDep, job_id: str) -> Response:
 
 
 @router.patch("/jobs/{job_id}")
-def update_job(store: StoreDep, job_id: str, body: JobUpdate) -> Response:
-    return json_response(jobs.update(store, job_id, body.fields()))
+def update_job(
+    store: StoreDep, job_id: str, body: Annotated[JobUpdate | None, Body()] = None
+) -> Response:
+    return json_response(jobs.update(store, job_id, _fields(body)))
 
 
 @router.delete("/jobs/{job_id}")
