@@ -66,7 +66,6 @@ class ControlPanel:
         self, *, redraw_interval_s: float = REDRAW_INTERVAL_S, max_concurrency: int = 32
     ) -> None:
         self._interval = redraw_interval_s
-        self._max_concurrency = max_concurrency
         self._handle: RunHandle | None = None
         self._state: RunState | None = None
         self._ended_before = 0  # parts ended by earlier runs: not this run's pace
@@ -78,7 +77,7 @@ class ControlPanel:
         self._lock = threading.RLock()
 
         self.bar = widgets.IntProgress(value=0, min=0, max=1, description="parts")
-        self.label = widgets.HTML(value="waiting to start")
+        self.label = widgets.HTML(value="")
         self.counts = widgets.HTML(value="")
         self.pause_button = widgets.ToggleButton(
             value=False, description="Pause", icon="pause", tooltip="start no new part"
@@ -117,6 +116,7 @@ class ControlPanel:
         self.pause_button.observe(self._on_pause, names="value")
         self.cancel_button.on_click(self._on_cancel)
         self.concurrency.observe(self._on_concurrency, names="value")
+        self._draw()
 
     # -- wiring ------------------------------------------------------------------------
     def bind(self, handle: RunHandle) -> ControlPanel:
@@ -221,7 +221,7 @@ class ControlPanel:
             self._last_draw = time.monotonic()
             state = self._state
             if state is None:
-                self.label.value = f"{self._phase(None)}: waiting for the run to start"
+                self.label.value = f"<b>{self._phase(None)}</b> · waiting for the run's parts"
                 return
             tally = state.tally()
             total = len(state.rows)

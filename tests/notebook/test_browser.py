@@ -181,6 +181,7 @@ def test_panel_pauses_and_resumes_the_quickstart_run(lab: Lab, tmp_path: Path) -
             executable_path=str(CHROMIUM),
             headless=True,
             viewport={"width": 1280, "height": 800},
+            device_scale_factor=2,  # a crisp screenshot for the docs
             args=CHROMIUM_ARGS,
             env={
                 **os.environ,

@@ -22,7 +22,9 @@ import pytest
 from splitkit import Client, Part, RunHandle, dispatch, plan_parts, split_parent, summarize
 from splitkit.dispatch.state import PartRow, RunState
 from splitkit.notebook import ControlPanel
+from splitkit.notebook.panel import _unpin_comm
 from splitkit.pipeline import start_parent_job
+from splitkit.server import EmbeddedServer
 
 WAIT_S = 20.0  # generous: a loaded CI machine is slow, and a deadline only costs on failure
 
@@ -80,18 +82,21 @@ class Recorder:
 
 
 @pytest.fixture
-def client(server) -> Iterator[Client]:
+def client(server: EmbeddedServer) -> Iterator[Client]:
     with Client(server.url, server.token, environment_id=server.environment_id) as c:
         yield c
 
 
 @pytest.fixture
-def new_parent(server, client: Client) -> Callable[[int], str]:
+def new_parent(server: EmbeddedServer, client: Client) -> Callable[[int], str]:
     """A parent job on the session's sheet, split into `parts` parts of 10 records."""
 
+    sheet_id = server.sheet_id
+    assert sheet_id is not None
+
     def make(parts: int) -> str:
-        assert client.get_counts(server.sheet_id).total >= parts * 10, "sample sheet too small"
-        parent = start_parent_job(client, server.sheet_id)
+        assert client.get_counts(sheet_id).total >= parts * 10, "sample sheet too small"
+        parent = start_parent_job(client, sheet_id)
         split_parent(client, parent.id, plan_parts(parts * 10, batch_size=10))
         return parent.id
 
@@ -117,10 +122,25 @@ def start(
     return handle, panel
 
 
-def test_pause_stops_new_parts_and_resume_goes_on(client: Client, new_parent) -> None:
+def watch_controls(panel: ControlPanel) -> list[tuple[str, str]]:
+    """(trait, thread) of every change to the panel's buttons and slider from now on."""
+    seen: list[tuple[str, str]] = []
+    for control in (panel.pause_button, panel.cancel_button, panel.concurrency):
+        control.observe(lambda change: seen.append((change["name"], _thread())))
+    return seen
+
+
+def _thread() -> str:
+    return threading.current_thread().name
+
+
+def test_pause_stops_new_parts_and_resume_goes_on(
+    client: Client, new_parent: Callable[[int], str]
+) -> None:
     parts = 12
     diary = Recorder()
     handle, panel = start(client, new_parent(parts), diary.sleeping(0.2), concurrency=3)
+    changes = watch_controls(panel)
     until(lambda: len(diary.started) >= 3, "the first parts to start")
 
     panel.pause_button.value = True  # what the front end sends when Pause is clicked
@@ -155,9 +175,15 @@ def test_pause_stops_new_parts_and_resume_goes_on(client: Client, new_parent) ->
     assert f"<b>{parts}</b>/{parts} parts" in panel.label.value
     assert f"{parts * 10}/{parts * 10} records" in panel.label.value
     assert all(w.disabled for w in (panel.pause_button, panel.cancel_button, panel.concurrency))
+    # The run's own thread never touched the controls but to disable them at the end (a
+    # publish from there would make the next click wait for a busy cell).
+    assert {name for name, thread in changes if thread != _thread()} == {"disabled"}
+    assert ("description", _thread()) in changes  # Pause flipped itself, in its callback
 
 
-def test_cancel_ends_pending_parts_canceled_on_the_server(client: Client, new_parent) -> None:
+def test_cancel_ends_pending_parts_canceled_on_the_server(
+    client: Client, new_parent: Callable[[int], str]
+) -> None:
     parts = 16
     diary = Recorder()
     parent_id = new_parent(parts)
@@ -187,7 +213,9 @@ def test_cancel_ends_pending_parts_canceled_on_the_server(client: Client, new_pa
     assert panel.bar.bar_style == "warning"
 
 
-def test_concurrency_slider_changes_parts_in_flight(client: Client, new_parent) -> None:
+def test_concurrency_slider_changes_parts_in_flight(
+    client: Client, new_parent: Callable[[int], str]
+) -> None:
     parts = 60
     diary = Recorder()
 
@@ -221,7 +249,8 @@ def test_concurrency_slider_changes_parts_in_flight(client: Client, new_parent) 
     assert shown_count(panel, "completed") == parts
 
 
-def test_a_run_that_cannot_start_shows_why(server, client: Client) -> None:
+def test_a_run_that_cannot_start_shows_why(server: EmbeddedServer, client: Client) -> None:
+    assert server.sheet_id is not None
     parent = start_parent_job(client, server.sheet_id)  # never split: no parts to run
     panel = ControlPanel()
     with pytest.raises(ValueError, match="has no parts"):
@@ -239,7 +268,23 @@ def test_a_run_that_cannot_start_shows_why(server, client: Client) -> None:
     assert panel.pause_button.disabled and panel.cancel_button.disabled
 
 
-# -- without a server: before a run, throttling ------------------------------------------------
+# -- without a server: before a run, throttling, comm routing -----------------------------------
+def test_unpinning_forgets_the_shell_a_control_last_published_from() -> None:
+    class Comm:  # the two attributes of ipykernel 7's BaseComm that matter
+        def __init__(self) -> None:
+            self._reply_subshell_lock = threading.Lock()
+            self._reply_subshell_id: str | None = None  # None: the main shell
+
+    class Widget:
+        comm = Comm()
+
+    widget = Widget()
+    _unpin_comm(widget)
+    assert not hasattr(widget.comm, "_reply_subshell_id")
+    _unpin_comm(widget)  # twice is fine
+    _unpin_comm(ControlPanel().pause_button)  # no kernel: nothing to unpin, no error
+
+
 def fake_state(parts: int) -> RunState:
     state = RunState(parent_id="us_jb_fake")
     state.add(PartRow(part=i, job_id=f"us_jb_{i}", records=10) for i in range(parts))

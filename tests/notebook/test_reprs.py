@@ -12,6 +12,7 @@ import pytest
 from splitkit import Client, Part, dispatch, plan_parts, split_parent, summarize
 from splitkit.notebook import Html, plan_html, run_html, show_plan, show_summary, summary_html
 from splitkit.pipeline import start_parent_job
+from splitkit.server import EmbeddedServer
 
 
 def text_of(markup: str) -> str:
@@ -52,9 +53,9 @@ def test_summary_card_counts_and_timings() -> None:
             "part": [0, 1, 2, 3],
             "status": ["completed", "completed", "failed", "canceled"],
             "records": [10, 10, 10, 10],
-            "started_at": pd.to_datetime(["2025-01-01T00:00:00Z"] * 3 + [None], utc=True),
+            "started_at": pd.to_datetime(["2025-01-01T00:00:00Z"] * 3 + ["NaT"], utc=True),
             "finished_at": pd.to_datetime(
-                ["2025-01-01T00:00:01Z", "2025-01-01T00:00:02Z", "2025-01-01T00:00:02Z", None],
+                ["2025-01-01T00:00:01Z", "2025-01-01T00:00:02Z", "2025-01-01T00:00:02Z", "NaT"],
                 utc=True,
             ),
             "duration_s": [1.0, 2.0, 2.0, float("nan")],
@@ -80,12 +81,15 @@ def test_summary_of_a_payload_has_no_records_and_several_runs_are_labelled() -> 
 
 
 @pytest.fixture
-def client(server) -> Iterator[Client]:
+def client(server: EmbeddedServer) -> Iterator[Client]:
     with Client(server.url, server.token, environment_id=server.environment_id) as c:
         yield c
 
 
-def test_run_handle_renders_its_phase_counts_and_last_error(server, client: Client) -> None:
+def test_run_handle_renders_its_phase_counts_and_last_error(
+    server: EmbeddedServer, client: Client
+) -> None:
+    assert server.sheet_id is not None
     parent = start_parent_job(client, server.sheet_id)
     split_parent(client, parent.id, plan_parts(30, batch_size=10))
 
