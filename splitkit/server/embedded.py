@@ -85,6 +85,11 @@ class EmbeddedServer:
         return None if self._sheet is None else self._sheet.sheet_id
 
     @property
+    def store(self) -> Store | None:
+        """The open database while running (for direct reads in tests and benchmarks)."""
+        return self._store
+
+    @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
@@ -119,9 +124,13 @@ class EmbeddedServer:
             )
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        self.port = sock.getsockname()[1]
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self.port))
+        except OSError:
+            sock.close()
+            raise
+        self.port = sock.getsockname()[1]  # the port picked when 0 was asked for
         uv_config = uvicorn.Config(
             create_app(config, self._store),
             log_config=None,  # leave the host process's logging alone

@@ -14,7 +14,7 @@ import orjson
 
 from .clock import iso, now_ms
 from .errors import not_found
-from .ids import new_id
+from .ids import new_ids
 from .store import Store
 
 JSON = dict[str, Any]
@@ -39,9 +39,8 @@ def emit(conn: sqlite3.Connection, *new: NewEvent) -> list[str]:
     (last,) = conn.execute("SELECT MAX(created_ms) FROM events").fetchone()
     created_ms = max(now_ms(), last or 0)
     created_at = iso(created_ms)
-    rows, ids = [], []
-    for event in new:
-        event_id = new_id("event")
+    rows, ids = [], new_ids("event", len(new))
+    for event, event_id in zip(new, ids, strict=True):
         doc: JSON = {
             "id": event_id,
             "topic": event.topic,
@@ -65,7 +64,6 @@ def emit(conn: sqlite3.Connection, *new: NewEvent) -> list[str]:
                 orjson.dumps(doc).decode(),
             )
         )
-        ids.append(event_id)
     conn.executemany(
         "INSERT INTO events (id, topic, domain, environment_id, space_id, job_id, created_ms, doc)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -28,6 +28,7 @@ CONFIG_FIELDS: Final = frozenset(
     {"type", "operation", "source", "destination", "config", "trigger", "progress", "fileId",
      "mode", "input", "subject", "outcome", "info", "managed", "environmentId", "metadata"}
 )  # fmt: skip
+UPDATABLE: Final = frozenset({"config", "progress", "info", "metadata", "outcomeAcknowledgedAt"})
 ACKABLE: Final = frozenset({"created", "planning", "scheduled", "ready", "executing"})
 _OWN_PREFIXES: Final = {"us_sh_": "sheet", "us_wb_": "workbook", "us_sp_": "space"}
 
@@ -65,26 +66,37 @@ def get(store: Store, job_id: str) -> JSON:
     return wire(load(store.connection(), job_id))
 
 
+_FILTER_COLUMNS: Final = {
+    "environment_id": "environment_id",
+    "space_id": "space_id",
+    "workbook_id": "workbook_id",
+    "parent_id": "parent_id",
+    "file_id": "json_extract(doc, '$.fileId')",
+}
+
+
 def list_jobs(
     store: Store,
-    filters: Mapping[str, str | None],
     *,
     page_number: int,
     page_size: int,
     descending: bool = False,
     exclude_parts: bool = False,
+    **filters: str | None,
 ) -> tuple[list[JSON], int]:
-    """One page of jobs in creation order (parts of a parent: in part order) and the total."""
+    """One page of jobs and the total. Filters: environment_id, space_id, workbook_id,
+    parent_id, file_id. In creation order; the parts of a parent in part order."""
     clauses: list[str] = []
     params: list[Any] = []
-    for column, value in filters.items():
+    for name, value in filters.items():
         if value is not None:
-            clauses.append(f"{column} = ?")
+            clauses.append(f"{_FILTER_COLUMNS[name]} = ?")
             params.append(value)
-    if exclude_parts and filters.get("parent_id") is None:
+    parent_id = filters.get("parent_id")
+    if exclude_parts and parent_id is None:
         clauses.append("parent_id IS NULL")
     where = " AND ".join(clauses) or "1"
-    order = "part" if filters.get("parent_id") is not None else "seq"
+    order = "part" if parent_id is not None else "seq"
     direction = "DESC" if descending else "ASC"
     with store.read() as conn:
         (total,) = conn.execute(f"SELECT COUNT(*) FROM jobs WHERE {where}", params).fetchone()
@@ -178,13 +190,11 @@ def update(store: Store, job_id: str, fields: Mapping[str, Any]) -> JSON:
                 _finish(conn, job, status, {})
             else:
                 raise refused(job.id, job.status, f"set status {status!r} on", "not a transition")
-        for key in ("config", "progress", "info", "metadata"):
-            if fields.get(key) is not None:
-                job.doc[key] = fields[key]
-        if fields.get("outcomeAcknowledgedAt") is not None:
-            job.doc["outcomeAcknowledgedAt"] = fields["outcomeAcknowledgedAt"]
-        save(conn, job)
-        emit(conn, "job:updated", job)
+        changed = {k: v for k, v in fields.items() if k in UPDATABLE and v is not None}
+        if changed or status is None:  # a status change has written its own event
+            job.doc.update(changed)
+            save(conn, job)
+            emit(conn, "job:updated", job)
 
     return _change(store, job_id, apply)
 

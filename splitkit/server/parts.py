@@ -18,7 +18,7 @@ from typing import Any
 from . import events
 from .clock import now_ms
 from .errors import bad_request, echo, refused
-from .ids import new_id
+from .ids import new_ids
 from .jobrows import (
     JSON,
     PART_COUNTER,
@@ -75,7 +75,7 @@ def split(store: Store, job_id: str, parts: Any, run_in_parallel: bool, max_part
             )
         if parent.status not in SPLITTABLE:
             raise refused(parent.id, parent.status, "split", "only a ready or executing job splits")
-        ids = [new_id("job") for _ in range(total)]
+        ids = new_ids("job", total)
         base = {key: parent.doc[key] for key in _COPIED if key in parent.doc}
         rows = []
         for i, extra in enumerate(extras):

@@ -69,7 +69,9 @@ def list_parts(http: httpx.Client, parent_id: str) -> list[dict[str, Any]]:
     parts: list[dict[str, Any]] = []
     page = 1
     while True:
-        body = http.get("/jobs", params={"parentId": parent_id, "pageSize": 1000, "pageNumber": page})
+        body = http.get(
+            "/jobs", params={"parentId": parent_id, "pageSize": 1000, "pageNumber": page}
+        )
         batch = data(body)
         parts.extend(batch)
         if len(batch) < 1000:

@@ -26,9 +26,7 @@ ENDINGS = ("complete", "fail", "cancel")
 STATUS = {"complete": "complete", "fail": "failed", "cancel": "canceled"}
 
 
-def _end_parts(
-    urls: list[str], token: str, part_ids: list[str], clients: int
-) -> Counter[str]:
+def _end_parts(urls: list[str], token: str, part_ids: list[str], clients: int) -> Counter[str]:
     """Ack and end every part from ``clients`` threads (each its own connection pool),
     all released at once; returns what the clients did, by status."""
     done: Counter[str] = Counter()

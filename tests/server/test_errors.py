@@ -97,7 +97,12 @@ JOB = {"type": "sheet", "operation": "op", "source": "us_fl_1"}
         ("POST", "/jobs", {"json": {**JOB, "trigger": "sometimes"}}, "trigger"),
         ("POST", "/jobs", {"json": {**JOB, "input": "not an object"}}, "input"),
         ("POST", "/jobs", {"json": [1, 2]}, "body"),
-        ("POST", "/jobs", {"content": b"{not json", "headers": {"content-type": "application/json"}}, "body"),
+        (
+            "POST",
+            "/jobs",
+            {"content": b"{not json", "headers": {"content-type": "application/json"}},
+            "body",
+        ),
         ("POST", "/jobs", {}, "body"),
         ("POST", "/spaces", {"json": {"name": 5}}, "name"),
         ("POST", "/workbooks", {"json": {"spaceId": "us_sp_1"}}, "name"),
@@ -105,25 +110,49 @@ JOB = {"type": "sheet", "operation": "op", "source": "us_fl_1"}
         (
             "POST",
             "/workbooks",
-            {"json": {"name": "wb", "spaceId": "s", "sheets": [{"name": "s", "fields": [{"type": "string"}]}]}},
+            {
+                "json": {
+                    "name": "wb",
+                    "spaceId": "s",
+                    "sheets": [{"name": "s", "fields": [{"type": "string"}]}],
+                }
+            },
             "sheets.0.fields.0.key",
         ),
         (
             "POST",
             "/workbooks",
-            {"json": {"name": "wb", "spaceId": "s", "sheets": [{"name": "s", "fields": [{"key": "a", "type": "blob"}]}]}},
+            {
+                "json": {
+                    "name": "wb",
+                    "spaceId": "s",
+                    "sheets": [{"name": "s", "fields": [{"key": "a", "type": "blob"}]}],
+                }
+            },
             "sheets.0.fields.0.type",
         ),
         (
             "POST",
             "/workbooks",
-            {"json": {"name": "wb", "spaceId": "s", "sheets": [{"name": "s", "fields": [{"key": "a", "type": "enum"}]}]}},
+            {
+                "json": {
+                    "name": "wb",
+                    "spaceId": "s",
+                    "sheets": [{"name": "s", "fields": [{"key": "a", "type": "enum"}]}],
+                }
+            },
             "sheets.0.fields.0",
         ),
         (
             "POST",
             "/workbooks",
-            {"json": {"name": "wb", "spaceId": "s", "sheets": [{"name": "s", "fields": [{"key": "a", "type": "string"}] * 2}]}},
+            {
+                "json": {
+                    "name": "wb",
+                    "spaceId": "s",
+                    "sheets": [{"name": "s", "fields": [{"key": "a", "type": "string"}] * 2}],
+                }
+            },
             "sheets.0",
         ),
         ("GET", "/sheets", {}, "workbookId"),
@@ -143,7 +172,9 @@ def test_bad_bodies_and_queries_are_400_naming_the_field(
 ) -> None:
     found = errors(http.request(method, path, **kwargs), 400)
     assert key in [error["key"] for error in found], found
-    assert all(error["message"].startswith(error["key"]) or error["key"] == "spaceId" for error in found)
+    assert all(
+        error["message"].startswith(error["key"]) or error["key"] == "spaceId" for error in found
+    )
 
 
 @pytest.mark.parametrize(
@@ -189,7 +220,9 @@ def test_refused_transitions_are_400_naming_job_status_and_transition(
     _refused(post(f"/jobs/{running['id']}/execute"), running["id"], "executing", "execute")
 
     manual = create_job(fresh_http, sheet["id"], trigger="manual")
-    _refused(post(f"/jobs/{manual['id']}/split", json={"parts": 2}), manual["id"], "created", "split")
+    _refused(
+        post(f"/jobs/{manual['id']}/split", json={"parts": 2}), manual["id"], "created", "split"
+    )
 
     parent = split_parent(fresh_http, sheet["id"], 2)
     _refused(

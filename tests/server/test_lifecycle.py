@@ -96,7 +96,7 @@ def test_data_url_works_when_the_listener_appends_its_params(
     server: EmbeddedServer, http: httpx.Client
 ) -> None:
     job = create_job(http, server.sheet_id or "")
-    ready = [e for e in events_of(http, job["id"]) if e["topic"] == "job:ready"][0]
+    ready = next(e for e in events_of(http, job["id"]) if e["topic"] == "job:ready")
     # @flatfile/listener: root + dataUrl + "&pageSize=..&pageNumber=.."
     url = f"{server.root_url}/{ready['dataUrl']}&pageSize=5&pageNumber=2"
     response = http.get(url)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -10,15 +11,14 @@ from server_helpers import all_events, data, list_parts, split_parent
 from splitkit.server import EmbeddedServer
 
 
-def _client(server: EmbeddedServer) -> httpx.Client:
-    return httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {server.token}"})
-
-
-def test_a_restart_on_the_same_file_keeps_everything(tmp_path: Path) -> None:
+def test_a_restart_on_the_same_file_keeps_everything(
+    tmp_path: Path, client_for: Callable[..., httpx.Client]
+) -> None:
     db_path = tmp_path / "kept.db"
-    with EmbeddedServer(db_path=db_path, records=120, token="first-token") as first, _client(
-        first
-    ) as http:
+    with (
+        EmbeddedServer(db_path=db_path, records=120, token="first-token") as first,
+        client_for(first) as http,
+    ):
         parent = split_parent(http, first.sheet_id or "", 3)
         first_part = list_parts(http, parent["id"])[0]
         data(http.post(f"/jobs/{first_part['id']}/complete"))
@@ -28,9 +28,10 @@ def test_a_restart_on_the_same_file_keeps_everything(tmp_path: Path) -> None:
         parts = list_parts(http, parent["id"])
     assert not first.running
 
-    with EmbeddedServer(db_path=db_path, records=120, token="second-token") as second, _client(
-        second
-    ) as http:
+    with (
+        EmbeddedServer(db_path=db_path, records=120, token="second-token") as second,
+        client_for(second) as http,
+    ):
         # the same sample is found again, not generated twice
         assert (second.environment_id, second.space_id, second.workbook_id, second.sheet_id) == ids
         assert data(http.get(f"/sheets/{second.sheet_id}/records"))["records"] == records
@@ -46,7 +47,8 @@ def test_a_restart_on_the_same_file_keeps_everything(tmp_path: Path) -> None:
 def test_a_temporary_database_is_removed_on_stop() -> None:
     server = EmbeddedServer()
     server.start()
-    path = server._store.path if server._store else ""
+    assert server.store is not None
+    path = server.store.path
     assert Path(path).exists() and server.sheet_id is None
     server.stop()
     assert not Path(path).exists() and not server.running

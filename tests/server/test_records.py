@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -79,7 +80,11 @@ def test_the_session_sheet_has_valid_and_invalid_records(
     counts = data(http.get(f"/sheets/{server.sheet_id}/counts"))["counts"]
     assert counts["total"] == 2_000 and counts["error"] > 0 and counts["valid"] > 0
     assert counts["valid"] + counts["error"] == 2_000
-    records = [r for page in (1, 2) for r in _records(http, server.sheet_id or "", pageSize=1000, pageNumber=page)]
+    records = [
+        r
+        for page in (1, 2)
+        for r in _records(http, server.sheet_id or "", pageSize=1000, pageNumber=page)
+    ]
     assert len(records) == 2_000 and len({r["id"] for r in records}) == 2_000
     assert sum(not r["valid"] for r in records) == counts["error"]
 
@@ -94,13 +99,13 @@ def test_a_page_is_a_primary_key_range_scan(tmp_path: Path) -> None:
     assert "OFFSET" not in PAGE_QUERY.upper()
 
 
-def test_the_contacts_sample_loads_from_data_samples(tmp_path: Path) -> None:
-    with EmbeddedServer(db_path=tmp_path / "contacts.db", sample="contacts") as server:
-        with httpx.Client(
-            base_url=server.url, headers={"Authorization": f"Bearer {server.token}"}
-        ) as http:
-            counts = data(http.get(f"/sheets/{server.sheet_id}/counts"))["counts"]
-            sheet = data(http.get(f"/sheets/{server.sheet_id}"))
+def test_the_contacts_sample_loads_from_data_samples(
+    tmp_path: Path, client_for: Callable[..., httpx.Client]
+) -> None:
+    server = EmbeddedServer(db_path=tmp_path / "contacts.db", sample="contacts")
+    with server, client_for(server) as http:
+        counts = data(http.get(f"/sheets/{server.sheet_id}/counts"))["counts"]
+        sheet = data(http.get(f"/sheets/{server.sheet_id}"))
     assert counts["total"] == 3_000 and 0 < counts["error"] < 500
     assert [f["key"] for f in sheet["config"]["fields"]] == list(samples.COLUMNS)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import httpx
+import pytest
 from server_helpers import (
     create_job,
     create_sheet,
@@ -133,11 +134,14 @@ def test_retry_within_a_round_emits_once(fresh_http: httpx.Client) -> None:
     assert event["payload"]["parts"] == {"total": 2, "completed": 2, "failed": 0, "canceled": 0}
 
 
+@pytest.mark.slow
 def test_split_is_bounded_at_100_000_parts(fresh_http: httpx.Client) -> None:
     sheet = create_sheet(fresh_http)
     too_many = create_job(fresh_http, sheet["id"])
     for parts in (100_001, [{}] * 100_001):
-        (error,) = errors(fresh_http.post(f"/jobs/{too_many['id']}/split", json={"parts": parts}), 400)
+        (error,) = errors(
+            fresh_http.post(f"/jobs/{too_many['id']}/split", json={"parts": parts}), 400
+        )
         assert error["key"] == "parts" and "100000" in error["message"]
     assert list_parts(fresh_http, too_many["id"]) == []  # all or none
 

@@ -29,9 +29,11 @@ def test_the_token_never_appears_in_logs_or_answers(
                 http.get("/environments"),
                 http.get("/jobs/us_jb_x", headers=good),
                 http.post("/jobs", headers=good, json={"type": 1}),
-                http.post("/jobs", headers=good, content=b"{", ),
+                http.post("/jobs", headers=good, content=b"{"),
                 http.get("/nowhere", headers=good),
-                http.get(f"/sheets/{server.sheet_id}/records", headers=good, params={"pageSize": 0}),
+                http.get(
+                    f"/sheets/{server.sheet_id}/records", headers=good, params={"pageSize": 0}
+                ),
             ]
         for response in responses:
             seen += [response.text, str(dict(response.headers))]

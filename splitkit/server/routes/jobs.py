@@ -120,20 +120,17 @@ def list_jobs(
     page_number: PageNumber = 1,
     page_size: int = page_size_query(20, 10_000),
 ) -> Response:
-    filters = {
-        "environment_id": environment_id,
-        "space_id": space_id,
-        "workbook_id": workbook_id,
-        "json_extract(doc, '$.fileId')": file_id,
-        "parent_id": parent_id,
-    }
     items, total = jobs.list_jobs(
         store,
-        filters,
         page_number=page_number,
         page_size=page_size,
         descending=sort_direction == "desc",
         exclude_parts=exclude_child_jobs,
+        environment_id=environment_id,
+        space_id=space_id,
+        workbook_id=workbook_id,
+        file_id=file_id,
+        parent_id=parent_id,
     )
     return paged_response(items, total, page_number, page_size)
 
