@@ -32,15 +32,7 @@ from typing import Any
 
 from splitkit.api import AsyncClient, Client, ClientConfig, Event
 from splitkit.dispatch.executors import Executor, Handler, LoopExecutor
-from splitkit.dispatch.part import Part
-from splitkit.dispatch.steps import (
-    describe_error,
-    fail_part,
-    fetch_records,
-    page_of,
-    part_index,
-    run_handler,
-)
+from splitkit.dispatch.steps import PartOptions, PartSpec, describe_error, part_index, run_part
 from splitkit.outcomes import asettle, summarize
 from splitkit.pipeline import part_data_for
 from splitkit.plan import plan_parts
@@ -229,6 +221,7 @@ def multipart_listener(
         raise TypeError(f"handler must be callable (a function of one Part), got {handler!r}")
     listener = Listener(client, **listener_options)
     run_on = executor or LoopExecutor()
+    part_options = PartOptions(timeout_s=timeout)
 
     @listener.on("job:ready", job=job, is_part=False)
     async def split_parent_job(event: Event, api: AsyncClient) -> None:
@@ -245,23 +238,15 @@ def multipart_listener(
 
     @listener.on("job:ready", job=job, is_part=True)
     async def process_part(event: Event, api: AsyncClient) -> None:
-        job_id = str(event.context["jobId"])
-        part_job = await api.ack_job(job_id, info="splitkit: processing")
-        try:
-            page_number, page_size, _ = page_of(part_job)
-            part = Part(
-                job_id=job_id,
-                parent_id=str(part_job.parent_id),
-                index=part_index(part_job),
-                part_data=dict(part_job.part_data or {}),
-                records=await fetch_records(api, part_job, page_number, page_size),
-            )
-            _message, outcome = await run_handler(run_on, handler, part, timeout)
-        except Exception as exc:
-            error, _ = describe_error(exc)
-            await fail_part(api, job_id, error)
-            return
-        await api.complete_job(job_id, outcome=outcome)
+        part_job = await api.get_job(str(event.context["jobId"]))
+        spec = PartSpec(
+            job_id=part_job.id,
+            parent_id=str(part_job.parent_id),
+            index=part_index(part_job),
+            total=int((part_job.part_data or {}).get("total", 0)),
+        )
+        # The same core as dispatch(): retries, timeout, and the outcome on the server.
+        await run_part(api, spec, handler, run_on, part_options)
 
     @listener.on("job:parts-completed", job=job, is_part=False)
     async def settle_parent(event: Event, api: AsyncClient) -> None:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
+import httpx
 import pandas as pd
 
 from splitkit.api import AsyncClient, Client, ClientConfig
 from splitkit.dispatch.controls import Controls, check_concurrency
-from splitkit.dispatch.engine import TRANSIENT, DispatchOptions, Engine
+from splitkit.dispatch.engine import Engine
 from splitkit.dispatch.executors import (
     DaskExecutor,
     Executor,
@@ -19,18 +21,18 @@ from splitkit.dispatch.executors import (
     ProcessExecutor,
     ThreadExecutor,
 )
-from splitkit.dispatch.handle import RunHandle
+from splitkit.dispatch.handle import RunHandle, live_runs
 from splitkit.dispatch.part import Part
 from splitkit.dispatch.progress import RunObserver, TqdmProgress
 from splitkit.dispatch.state import RunState
-from splitkit.dispatch.steps import PartTimeoutError
+from splitkit.dispatch.steps import TRANSIENT, PartOptions, PartTimeoutError
 
 __all__ = [
     "DaskExecutor",
-    "DispatchOptions",
     "Executor",
     "LoopExecutor",
     "Part",
+    "PartOptions",
     "PartTimeoutError",
     "ProcessExecutor",
     "RunHandle",
@@ -57,6 +59,7 @@ def dispatch(
     observers: Sequence[RunObserver] = (),
     panel: bool | None = None,
     wait: bool | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> RunHandle:
     """Process every part of a split parent job that has not ended yet.
 
@@ -70,6 +73,14 @@ def dispatch(
     once and the run goes on in the background; elsewhere it blocks until the run ends.
     `wait=` overrides either way. In a notebook the control panel is shown (`panel=`
     overrides); else a tqdm bar (`progress=False` for none, `tqdm_class=` to choose).
+
+    A handler's exception fails its part at once, unless it is one of `retry_on`
+    (connection errors, 429 and 5xx by default), which retry the part up to `retries`
+    times with backoff. `timeout` bounds each handler call. One run per parent at a time
+    in a process: a second `dispatch()` on a parent whose run is still going is refused.
+    Ctrl-C (or "interrupt kernel") during a blocking dispatch cancels the run: running
+    parts finish, the rest end `canceled`. `transport` replaces the HTTP transport (tests,
+    proxies).
     """
     config = _config_of(client)
     if not isinstance(parent_job_id, str) or not parent_job_id:
@@ -87,6 +98,11 @@ def dispatch(
         raise TypeError(f"plan must be a DataFrame from plan_parts(), got {type(plan).__name__}")
     if executor is not None and not isinstance(executor, Executor):
         raise TypeError(f"executor must be an Executor (run/close), got {executor!r}")
+    if not (
+        isinstance(retry_on, tuple)
+        and all(isinstance(t, type) and issubclass(t, BaseException) for t in retry_on)
+    ):
+        raise TypeError(f"retry_on must be a tuple of exception classes, got {retry_on!r}")
 
     in_loop = _loop_running()
     show_panel = in_loop and _in_notebook() if panel is None else panel
@@ -100,29 +116,39 @@ def dispatch(
     elif progress:
         all_observers.append(TqdmProgress(tqdm_class))
 
-    controls = Controls(concurrency)
     engine = Engine(
         config,
         parent_job_id,
         handler,
-        options=DispatchOptions(
-            concurrency=concurrency, timeout_s=timeout, retries=retries, retry_on=retry_on
-        ),
+        options=PartOptions(timeout_s=timeout, retries=retries, retry_on=retry_on),
         executor=executor or LoopExecutor(),
-        controls=controls,
+        controls=Controls(concurrency),
         state=RunState(parent_id=parent_job_id),
         observers=all_observers,
         plan=plan,
+        transport=transport,
     )
-    handle = RunHandle(engine)
+    handle = RunHandle(engine, owns_executor=executor is None)
     if panel_widget is not None:
         panel_widget.bind(handle)
         panel_widget.display()
+    live_runs.claim(config.base_url, parent_job_id, handle)
     handle.start()
     block = (not in_loop) if wait is None else wait
     if block:
-        handle.wait()
+        _wait_or_cancel(handle)
     return handle
+
+
+def _wait_or_cancel(handle: RunHandle) -> None:
+    """Block until the run ends; on Ctrl-C cancel it (running parts finish) and re-raise."""
+    try:
+        handle.wait()
+    except KeyboardInterrupt:
+        handle.cancel()
+        with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C stops waiting
+            handle.wait()
+        raise
 
 
 def _config_of(client: Client | AsyncClient | ClientConfig) -> ClientConfig:

@@ -98,13 +98,17 @@ class Controls:
             self._loop = None
             self._changed = None
 
-    async def slot(self, running: Callable[[], int]) -> bool:
-        """Wait until a new part may start; False once the run is cancelled."""
+    async def slot(self, running: Callable[[], int], cap: int | None = None) -> bool:
+        """Wait until a new part may start (fewer than the concurrency, or `cap`, running);
+        False once the run is cancelled."""
         assert self._changed is not None, "bind() first"
+
+        def may_start() -> bool:
+            limit = self._limit if cap is None else min(self._limit, cap)
+            return not self._paused and running() < limit
+
         async with self._changed:
-            await self._changed.wait_for(
-                lambda: self._cancelled or (not self._paused and running() < self._limit)
-            )
+            await self._changed.wait_for(lambda: self._cancelled or may_start())
         return not self._cancelled
 
     async def part_ended(self) -> None:

@@ -1,10 +1,9 @@
-"""The async core of a dispatch: every part of a parent, acked, fed to the handler, ended.
+"""The async core of a dispatch: every part of a parent that has not ended, run to its end.
 
-One engine runs on one event loop (the handle's background thread). For each part not yet
-ended on the server it waits for a slot (concurrency, pause, cancel), then:
-ack → fetch the part's page of records → handler (in the executor, under the timeout) →
-complete with the handler's result, or fail with the error. Transient errors (connection,
-429, 5xx) retry the part with backoff; a handler's own exception fails the part at once.
+One engine runs on one event loop (the handle's background thread). It lists the parent's
+parts, keeps those already ended on the server as they are, and for each other part waits
+for a slot (concurrency, pause, cancel) and runs it with `steps.run_part`. On cancel it
+cancels, on the server, the parts it never started.
 """
 
 from __future__ import annotations
@@ -13,57 +12,31 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pandas as pd
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
 
 from splitkit.api import AsyncClient, ClientConfig, Job
-from splitkit.api.errors import (
-    ConnectionFailedError,
-    InvalidTransitionError,
-    RateLimitedError,
-    ServerError,
-)
+from splitkit.api.errors import InvalidTransitionError
 from splitkit.dispatch.controls import Controls
 from splitkit.dispatch.executors import Executor, Handler
-from splitkit.dispatch.part import Part
 from splitkit.dispatch.progress import RunObserver
-from splitkit.dispatch.state import FROM_JOB_STATUS, PartRow, RunState, utcnow
+from splitkit.dispatch.state import PartRow, RunState, utcnow
 from splitkit.dispatch.steps import (
+    FROM_JOB_STATUS,
+    PartOptions,
+    PartSpec,
     describe_error,
-    fail_part,
-    fetch_records,
     outcome_message,
     page_of,
     part_index,
-    run_handler,
+    run_part,
 )
 
 log = logging.getLogger("splitkit.dispatch")
 
-TRANSIENT: tuple[type[BaseException], ...] = (
-    ConnectionFailedError,
-    RateLimitedError,
-    ServerError,
-)
 PROGRESS_INTERVAL_S = 0.5  # at most two progress acks a second per part
-
-
-@dataclass(frozen=True)
-class DispatchOptions:
-    concurrency: int = 8
-    timeout_s: float | None = None
-    retries: int = 2
-    retry_on: tuple[type[BaseException], ...] = TRANSIENT
-    backoff_initial_s: float = 0.2
-    backoff_max_s: float = 5.0
 
 
 class Engine:
@@ -73,12 +46,13 @@ class Engine:
         parent_id: str,
         handler: Handler,
         *,
-        options: DispatchOptions,
+        options: PartOptions,
         executor: Executor,
         controls: Controls,
         state: RunState,
         observers: Sequence[RunObserver] = (),
         plan: pd.DataFrame | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.config = config
         self.parent_id = parent_id
@@ -89,6 +63,8 @@ class Engine:
         self.state = state
         self.observers = list(observers)
         self.plan = plan
+        self.transport = transport
+        self.sequential = False
         self._free_workers: list[int] = []
         self._last_progress: dict[str, float] = {}
         self._background: set[asyncio.Task[Any]] = set()
@@ -99,14 +75,13 @@ class Engine:
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
         self.controls.bind(self._loop)
-        self.controls.on_change(self._notify)
+        self.controls.on_change(lambda: self._tell("part_changed"))
         try:
-            async with AsyncClient.from_config(self.config) as client:
+            async with AsyncClient.from_config(self.config, transport=self.transport) as client:
                 self._client = client
                 await self._load_parts(client)
                 self._free_workers = list(range(self.controls.concurrency))
-                for observer in self.observers:
-                    observer.run_started(self.state)
+                self._tell("run_started")
                 try:
                     await self._run_parts(client)
                 finally:
@@ -118,8 +93,7 @@ class Engine:
             self.state.finished = time.monotonic()
             self._client = None
             self.controls.unbind()
-            for observer in self.observers:
-                observer.run_finished(self.state)
+            self._tell("run_finished")
 
     # -- discovery ---------------------------------------------------------------------
     async def _load_parts(self, client: AsyncClient) -> None:
@@ -133,11 +107,12 @@ class Engine:
             raise ValueError(
                 f"job {self.parent_id} has no parts: split it first (splitkit.split_parent)"
             )
-        rows = [self._row_for(job) for job in parts]
-        self.state.add(rows)
+        # Sequential parts become ready one after another: run them one at a time, in order.
+        self.sequential = any(job.part_execution == "sequential" for job in parts)
+        self.state.add([self._row_for(job) for job in parts])
 
     def _row_for(self, job: Job) -> PartRow:
-        row = PartRow(part=part_index(job), job_id=job.id, records=self._page_of(job)[2])
+        row = PartRow(part=part_index(job), job_id=job.id, records=page_of(job, self.plan)[2])
         ended = FROM_JOB_STATUS.get(job.status)
         if ended is not None:
             # Ended on the server by an earlier run: kept in the frame, never run again.
@@ -150,19 +125,18 @@ class Engine:
                 row.error = row.message or job.info
         return row
 
-    def _page_of(self, job: Job) -> tuple[int, int, int]:
-        return page_of(job, self.plan)
-
     # -- the loop ------------------------------------------------------------------------
     async def _run_parts(self, client: AsyncClient) -> None:
         running: set[asyncio.Task[None]] = set()
         pending = [row for row in self.state.rows if row.status == "pending"]
+        # A sequential part becomes ready only when the one before it has ended.
+        cap = 1 if self.sequential else None
         try:
             for row in pending:
-                if not await self.controls.slot(lambda: self.state.running):
+                if not await self.controls.slot(lambda: self.state.running, cap=cap):
                     break
                 self.state.move(row, "running", started_at=utcnow(), worker=self._take_worker())
-                self._notify()
+                self._tell("part_changed")
                 task = asyncio.create_task(self._run_part(client, row))
                 running.add(task)
                 task.add_done_callback(running.discard)
@@ -175,108 +149,54 @@ class Engine:
             raise
 
     async def _run_part(self, client: AsyncClient, row: PartRow) -> None:
+        spec = PartSpec(row.job_id, self.parent_id, row.part, len(self.state.rows), self.plan)
         try:
-            message, outcome = await self._attempts(client, row)
-        except Exception as exc:
-            await self._fail(client, row, exc)
-        else:
-            await self._complete(client, row, message, outcome)
+            result = await run_part(
+                client,
+                spec,
+                self.handler,
+                self.executor,
+                self.options,
+                sink=self._progress_sink,
+                on_attempt=lambda n: setattr(row, "attempts", n),
+            )
+            self.state.move(
+                row,
+                result.status,
+                finished_at=utcnow(),
+                attempts=max(result.attempts, row.attempts),
+                message=result.message,
+                error=result.error,
+                traceback=result.traceback,
+            )
+        except Exception as exc:  # a bug of ours must not leave the part `running`
+            error, tb = describe_error(exc)
+            self.state.move(row, "pending", error=f"splitkit error: {error}", traceback=tb)
         finally:
             if row.worker is not None:
                 self._free_workers.append(row.worker)
             await self.controls.part_ended()
-            self._notify()
-
-    async def _attempts(self, client: AsyncClient, row: PartRow) -> tuple[str, dict[str, Any]]:
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.options.retries + 1),
-            wait=wait_exponential_jitter(
-                multiplier=self.options.backoff_initial_s,
-                jitter=self.options.backoff_initial_s,
-                max=self.options.backoff_max_s,
-            ),
-            retry=retry_if_exception_type(self.options.retry_on),
-            reraise=True,
-        )
-        async for attempt in retrying:
-            with attempt:
-                row.attempts = attempt.retry_state.attempt_number
-                return await self._attempt(client, row)
-        raise AssertionError("unreachable: tenacity reraises the last error")
-
-    async def _attempt(self, client: AsyncClient, row: PartRow) -> tuple[str, dict[str, Any]]:
-        total = len(self.state.rows)
-        job = await client.ack_job(
-            row.job_id, info=f"splitkit: part {row.part + 1}/{total} started", progress=0
-        )
-        page_number, page_size, _ = self._page_of(job)
-        part = Part(
-            job_id=job.id,
-            parent_id=self.parent_id,
-            index=row.part,
-            part_data=dict(job.part_data or {}),
-            records=await fetch_records(client, job, page_number, page_size),
-            attempt=row.attempts,
-            _sink=self._progress_sink,
-        )
-        return await run_handler(self.executor, self.handler, part, self.options.timeout_s)
-
-    # -- ending a part -------------------------------------------------------------------
-    async def _complete(
-        self, client: AsyncClient, row: PartRow, message: str, outcome: dict[str, Any]
-    ) -> None:
-        try:
-            await client.complete_job(row.job_id, outcome=outcome)
-        except InvalidTransitionError:
-            await self._adopt_server_status(client, row)
-            return
-        except Exception as exc:
-            # The handler succeeded but the server never heard: the part stays open there,
-            # so a later run picks it up again.
-            self._end(row, "failed", error=f"could not complete on the server: {exc}")
-            return
-        self._end(row, "completed", message=message)
-
-    async def _fail(self, client: AsyncClient, row: PartRow, exc: BaseException) -> None:
-        error, tb = describe_error(exc)
-        try:
-            await fail_part(client, row.job_id, error)
-        except InvalidTransitionError:
-            await self._adopt_server_status(client, row, error=error, tb=tb)
-            return
-        except Exception as report_exc:
-            error = f"{error} (and could not fail the part on the server: {report_exc})"
-        self._end(row, "failed", error=error, traceback=tb, message=error)
-
-    async def _adopt_server_status(
-        self, client: AsyncClient, row: PartRow, error: str | None = None, tb: str | None = None
-    ) -> None:
-        """The part ended on the server some other way (e.g. canceled): record what it is."""
-        job = await client.get_job(row.job_id)
-        status = FROM_JOB_STATUS.get(job.status, "failed")
-        self._end(row, status, error=error or job.info, traceback=tb)
-
-    def _end(self, row: PartRow, status: str, **changes: Any) -> None:
-        self.state.move(row, status, finished_at=utcnow(), **changes)
+            self._tell("part_changed")
 
     async def _cancel_pending(self, client: AsyncClient) -> None:
         """Cancel (on the server) the parts this run never started."""
-        rows = [row for row in self.state.rows if row.status == "pending"]
-        semaphore = asyncio.Semaphore(max(self.controls.concurrency, 8))
+        rows = [row for row in self.state.rows if row.status == "pending" and not row.error]
+        semaphore = asyncio.Semaphore(8)
 
         async def cancel(row: PartRow) -> None:
             async with semaphore:
                 try:
-                    await client.cancel_job(row.job_id, info="canceled by splitkit")
+                    job = await client.cancel_job(row.job_id, info="canceled by splitkit")
                 except InvalidTransitionError:
-                    await self._adopt_server_status(client, row)
-                    return
-                except Exception as exc:
-                    row.error = f"could not cancel on the server: {exc}"
-                self.state.move(row, "canceled", finished_at=utcnow())
-                self._notify()
+                    job = await client.get_job(row.job_id)
+                status = FROM_JOB_STATUS.get(job.status, "pending")
+                self.state.move(row, status, finished_at=utcnow(), message=job.info)
+                self._tell("part_changed")
 
-        await asyncio.gather(*(cancel(row) for row in rows))
+        results = await asyncio.gather(*(cancel(row) for row in rows), return_exceptions=True)
+        for row, result in zip(rows, results, strict=True):
+            if isinstance(result, Exception):
+                row.error = f"could not cancel on the server: {describe_error(result)[0]}"
 
     # -- helpers ---------------------------------------------------------------------------
     def _take_worker(self) -> int:
@@ -285,12 +205,13 @@ class Engine:
             return self._free_workers.pop(0)
         return self.state.running  # concurrency was raised: a new lane
 
-    def _notify(self) -> None:
+    def _tell(self, event: str) -> None:
+        """Call every observer's `event` method; an observer must never break the run."""
         for observer in self.observers:
             try:
-                observer.part_changed(self.state)
-            except Exception:  # an observer must never break the run
-                log.exception("run observer failed")
+                getattr(observer, event)(self.state)
+            except Exception:
+                log.exception("run observer %r failed in %s", observer, event)
 
     def _progress_sink(self, job_id: str, fraction: float, info: str | None) -> None:
         """Part.progress(): may be called from a handler's thread; acks on the loop."""

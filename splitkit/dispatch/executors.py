@@ -40,16 +40,38 @@ class Executor(Protocol):
     def close(self) -> None: ...
 
 
+# Threads are made on demand, one per part in flight; the engine's concurrency is the bound.
+# Large, so that a handler stuck past its timeout never holds back the next part.
+_ON_DEMAND_THREADS = 1024
+
+
 class LoopExecutor:
-    """The default: async handlers run on the engine's loop, sync ones in its thread pool."""
+    """The default: async handlers run on the engine's loop, sync ones in threads.
+
+    The threads are this executor's own (not asyncio's default pool, which holds only
+    cpu + 4), so `concurrency=32` means 32 sync handlers at once, and a handler stuck past
+    its timeout does not keep the run from ending.
+    """
+
+    def __init__(self) -> None:
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
 
     async def run(self, handler: Handler, part: Part) -> Any:
         if inspect.iscoroutinefunction(handler):
             return await handler(part)
-        return await asyncio.to_thread(_call_in_worker, handler, part)
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(
+                _ON_DEMAND_THREADS, thread_name_prefix="splitkit-handler"
+            )
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._pool, functools.partial(_call_in_worker, handler, part)
+        )
 
     def close(self) -> None:
-        return None
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
     def __repr__(self) -> str:
         return "LoopExecutor()"
@@ -116,6 +138,11 @@ class DaskExecutor:
             raise ImportError(
                 "DaskExecutor needs dask.distributed: pip install 'splitkit[dask]'"
             ) from exc
+        if client is not None and not isinstance(client, str | distributed.Client):
+            raise TypeError(
+                "client must be a distributed.Client, a scheduler address or None, "
+                f"got {type(client).__name__}"
+            )
         self._owns_client = not isinstance(client, distributed.Client)
         if client is None:
             client = distributed.Client(processes=False, dashboard_address=None)
@@ -126,11 +153,23 @@ class DaskExecutor:
     async def run(self, handler: Handler, part: Part) -> Any:
         # pure=False: two attempts of one part must both run, not share a cached result.
         future = self.client.submit(_call_in_worker, handler, part, pure=False)
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def settle(_: Any) -> None:
+            if not done.done():
+                done.set_result(None)
+
+        def wake(_: Any) -> None:  # called on Dask's thread
+            loop.call_soon_threadsafe(settle, None)
+
+        future.add_done_callback(wake)
         try:
-            return await asyncio.to_thread(future.result)
+            await done
         except asyncio.CancelledError:
             future.cancel()
             raise
+        return future.result()
 
     def close(self) -> None:
         if self._owns_client:

@@ -20,11 +20,39 @@ from splitkit.dispatch.engine import Engine
 from splitkit.dispatch.state import RunState
 
 
+class LiveRuns:
+    """The runs going on in this process, by parent: one run per parent at a time, since
+    two would both run the parts neither has ended yet (re-running a cell is easy)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runs: dict[tuple[str, str], RunHandle] = {}
+
+    def claim(self, base_url: str, parent_id: str, handle: RunHandle) -> None:
+        key = (base_url, parent_id)
+        with self._lock:
+            current = self._runs.get(key)
+            if current is not None and not current.done:
+                raise RuntimeError(
+                    f"a run on parent {parent_id} is still going in this process ({current!r}): "
+                    "wait for it, or cancel() it, before starting another"
+                )
+            self._runs[key] = handle
+
+    def get(self, base_url: str, parent_id: str) -> RunHandle | None:
+        with self._lock:
+            return self._runs.get((base_url, parent_id))
+
+
+live_runs = LiveRuns()
+
+
 class RunHandle:
     """A running (or finished) dispatch of one parent's parts."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, owns_executor: bool = True) -> None:
         self._engine = engine
+        self._owns_executor = owns_executor
         self._future: concurrent.futures.Future[pd.DataFrame] = concurrent.futures.Future()
         self._thread = threading.Thread(
             target=self._main, name=f"splitkit-dispatch-{engine.parent_id}", daemon=True
@@ -44,7 +72,8 @@ class RunHandle:
         else:
             self._future.set_result(self.outcomes)
         finally:
-            self._engine.executor.close()
+            if self._owns_executor:  # one the user passed in is theirs to reuse and close
+                self._engine.executor.close()
 
     # -- watching ----------------------------------------------------------------------
     @property

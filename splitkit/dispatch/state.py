@@ -20,8 +20,6 @@ from splitkit.outcomes import OUTCOME_COLUMNS, empty_outcomes
 
 STATUSES = ("pending", "running", "completed", "failed", "canceled")
 ENDED = frozenset({"completed", "failed", "canceled"})
-# The server's job statuses, as outcome statuses.
-FROM_JOB_STATUS = {"complete": "completed", "failed": "failed", "canceled": "canceled"}
 
 
 @dataclass
