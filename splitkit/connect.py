@@ -9,23 +9,46 @@ offline. This module sits above `splitkit.api` and `splitkit.server`, which neve
 from __future__ import annotations
 
 import os
+import warnings
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
+from splitkit._checks import instance_of, non_empty_str, non_negative_int
 from splitkit.api import Client, ClientConfig
 
 KEY_VARIABLES = ("FLATFILE_API_KEY", "FLATFILE_BEARER_TOKEN")
 
 
+def _release(client: Client, server: Any) -> None:
+    """Close the client and stop the server. Holds no reference to the Connection."""
+    try:
+        client.close()
+    finally:
+        if server is not None:
+            server.stop()
+
+
 @dataclass
 class Connection:
-    """A client, and the embedded server behind it when there is one."""
+    """A client, and the embedded server behind it when there is one.
+
+    `close()` (or leaving a `with` block) closes the client and stops the server,
+    removing its temporary database. It is idempotent. A connection that is never
+    closed is cleaned up when it is garbage-collected, or at interpreter exit.
+    """
 
     client: Client
     server: Any = field(default=None, repr=False)  # EmbeddedServer, when embedded
     sheet_id: str | None = None
+
+    def __post_init__(self) -> None:
+        instance_of("client", self.client, Client, "a splitkit Client")
+        # The finalizer holds the client and the server, never self: a Connection nobody
+        # references any more can then be collected, and its server stopped.
+        self._finalizer = weakref.finalize(self, _release, self.client, self.server)
 
     @property
     def embedded(self) -> bool:
@@ -35,10 +58,13 @@ class Connection:
     def config(self) -> ClientConfig:
         return self.client.config
 
+    @property
+    def closed(self) -> bool:
+        return not self._finalizer.alive
+
     def close(self) -> None:
-        self.client.close()
-        if self.server is not None:
-            self.server.stop()
+        """Close the client and stop the embedded server; a second call does nothing."""
+        self._finalizer()
 
     def __enter__(self) -> Connection:
         return self
@@ -71,11 +97,22 @@ def connect(
     records instead. On the real platform pass `sheet_id=` to name the sheet to work on.
     """
     env = os.environ if env is None else env
-    if records is not None and (
-        isinstance(records, bool) or not isinstance(records, int) or records < 0
-    ):
-        raise ValueError(f"records must be a non-negative integer or None, got {records!r}")
+    if not isinstance(env, Mapping):
+        raise TypeError(f"env must be a mapping like os.environ or None, got {type(env).__name__}")
+    if records is not None:
+        records = non_negative_int("records", records)
+    if sample is not None:
+        non_empty_str("sample", sample, what="a sample name like 'contacts' or None")
+    if sheet_id is not None:
+        non_empty_str("sheet_id", sheet_id, what="a sheet id string or None")
     if any(env.get(name) for name in KEY_VARIABLES):
+        if sheet_id is None:
+            warnings.warn(
+                "connect() to Flatfile without sheet_id: conn.sheet_id is None; pass "
+                "connect(sheet_id='us_sh_...') to name the sheet to work on",
+                UserWarning,
+                stacklevel=2,
+            )
         return Connection(Client.from_env(env), sheet_id=sheet_id)
 
     from splitkit.server import EmbeddedServer

@@ -12,8 +12,11 @@
 records, and the parent's `job:parts-completed` settles it from the summary counts.
 
 Delivery is at least once (like Flatfile's own polling driver): events are de-duplicated
-by id while the listener runs, and acknowledged on the server once handled, so a restarted
-listener does not redo them.
+by id while the listener runs, and acknowledged on the server once every handler for them
+succeeded, so a restarted listener does not redo them. On start a listener first drains
+the backlog, the events nobody acknowledged (those that came while no listener ran, and
+those whose handler failed), then follows new events. An event whose handler raised is
+not acknowledged (unless `ack_failed=True`): the next listener to start handles it again.
 """
 
 from __future__ import annotations
@@ -30,17 +33,26 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from splitkit._checks import (
+    boolean,
+    callable_handler,
+    instance_of,
+    non_empty_str,
+    positive_int,
+    positive_number,
+)
 from splitkit.api import AsyncClient, Client, ClientConfig, Event
 from splitkit.dispatch.executors import Executor, Handler, LoopExecutor
 from splitkit.dispatch.steps import PartOptions, PartSpec, describe_error, part_index, run_part
 from splitkit.outcomes import asettle, summarize
 from splitkit.pipeline import part_data_for
-from splitkit.plan import plan_parts
+from splitkit.plan import MAX_PAGE_SIZE, plan_parts
 
 log = logging.getLogger("splitkit.listener")
 
 EventHandler = Callable[[Event, AsyncClient], Awaitable[Any] | Any]
 SEEN_IDS_KEPT = 50_000  # enough to de-duplicate the overlap between polls
+EVENTS_PAGE_SIZE = 1_000  # the events API's largest page
 
 
 @dataclass(frozen=True)
@@ -69,7 +81,26 @@ class HandlerError:
 
 
 class Listener:
-    """Polls `GET /events` and routes each new event to the handlers whose filter matches."""
+    """Polls `GET /events` and routes each new event to the handlers whose filter matches.
+
+    `client` is a `Client`, an `AsyncClient` or a `ClientConfig` (the listener opens its own
+    `AsyncClient` from its config). `poll_interval` is the pause in seconds when a poll
+    found nothing new; `concurrency` bounds the events handled at once.
+
+    Acknowledging: with `acknowledge=True` (the default) an event is acknowledged on the
+    server (`POST /events/{id}/ack`) once handled, and acknowledged events are skipped.
+    It is acknowledged only when every handler it matched returned without raising; a
+    failed event stays unacknowledged, so the next listener to start handles it again
+    from the backlog (errors are also kept in `errors`). `ack_failed=True` acknowledges
+    failed events too: nothing is ever handled twice, and a failure is only logged and
+    kept in `errors`. Events no handler matches are left alone for other listeners.
+
+    Start-up: with `acknowledge=True` the listener first drains the backlog, every
+    unacknowledged event however old (paged through, oldest first), then follows new
+    events from `since` (timezone-aware; default: a second before the start). With
+    `acknowledge=False` nothing is ever acknowledged, so there is no backlog to tell
+    apart: only events from `since` on are handled.
+    """
 
     def __init__(
         self,
@@ -78,20 +109,25 @@ class Listener:
         poll_interval: float = 0.25,
         concurrency: int = 16,
         acknowledge: bool = True,
+        ack_failed: bool = False,
         since: datetime | None = None,
     ) -> None:
+        instance_of(
+            "client",
+            client,
+            (Client, AsyncClient, ClientConfig),
+            "a splitkit Client, AsyncClient or ClientConfig",
+        )
         self.config = client if isinstance(client, ClientConfig) else client.config
-        if (
-            isinstance(poll_interval, bool)
-            or not isinstance(poll_interval, int | float)
-            or (poll_interval <= 0)
-        ):
-            raise ValueError(f"poll_interval must be a positive number, got {poll_interval!r}")
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-            raise ValueError(f"concurrency must be a positive integer, got {concurrency!r}")
-        self.poll_interval = float(poll_interval)
-        self.concurrency = concurrency
-        self.acknowledge = acknowledge
+        self.poll_interval = positive_number("poll_interval", poll_interval)
+        self.concurrency = positive_int("concurrency", concurrency)
+        self.acknowledge = boolean("acknowledge", acknowledge)
+        self.ack_failed = boolean("ack_failed", ack_failed)
+        if since is not None and (not isinstance(since, datetime) or since.tzinfo is None):
+            raise ValueError(
+                "since must be a timezone-aware datetime or None, got "
+                f"{since!r}; e.g. datetime.now(UTC) - timedelta(minutes=5)"
+            )
         self.routes: list[Route] = []
         self.errors: list[HandlerError] = []
         self.handled = 0
@@ -107,10 +143,13 @@ class Listener:
         topics = (topic,) if isinstance(topic, str) else tuple(topic)
         if not topics or not all(isinstance(t, str) and t for t in topics):
             raise ValueError(f"topic must be a topic name or a list of them, got {topic!r}")
+        if job is not None:
+            non_empty_str("job", job, what="a job name like 'sheet:submitLargeSheet' or None")
+        if is_part is not None:
+            boolean("is_part", is_part)
 
         def register(handler: EventHandler) -> EventHandler:
-            if not callable(handler):
-                raise TypeError(f"handler must be callable, got {handler!r}")
+            callable_handler(handler, what="a function of (event, client)")
             self.routes.append(Route(topics, handler, job, is_part))
             return handler
 
@@ -121,22 +160,33 @@ class Listener:
         """Poll and handle events until `stop()` is called or `until()` is true."""
         semaphore = asyncio.Semaphore(self.concurrency)
         tasks: set[asyncio.Task[None]] = set()
+        # The cursor is fixed before the backlog is read, so an event that comes while the
+        # backlog drains is seen by the polling below (and de-duplicated by id if both see it).
         cursor = self._since or datetime.now(UTC) - timedelta(seconds=1)
+
+        def handle_new(client: AsyncClient, events: list[Event]) -> None:
+            for event in events:
+                if event.id in self._seen:
+                    continue
+                self._remember(event.id)
+                task = asyncio.create_task(self._handle(client, semaphore, event))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+
         async with AsyncClient.from_config(self.config) as client:
+            backlog_done = not self.acknowledge  # nothing is acknowledged: no backlog
             while not self._stop.is_set() and not (until and until()):
                 try:
+                    if not backlog_done:
+                        handle_new(client, await self._backlog(client))
+                        backlog_done = True
                     events = await self._poll(client, cursor)
                 except Exception as exc:  # the platform may blip; keep listening
                     log.warning("polling events failed: %s", exc)
                     events = []
                 for event in events:
                     cursor = max(cursor, event.created_at - timedelta(milliseconds=1))
-                    if event.id in self._seen:
-                        continue
-                    self._remember(event.id)
-                    task = asyncio.create_task(self._handle(client, semaphore, event))
-                    tasks.add(task)
-                    task.add_done_callback(tasks.discard)
+                handle_new(client, events)
                 if not events:
                     await asyncio.sleep(self.poll_interval)
             if tasks:
@@ -164,14 +214,30 @@ class Listener:
             self._thread.join(timeout)
 
     async def _poll(self, client: AsyncClient, since: datetime) -> list[Event]:
+        """Every event after `since`, acknowledged or not (acknowledged ones are skipped
+        when handled, so a listener with `acknowledge=False` still sees them)."""
+        return await self._pages(client, since=since, include_acknowledged=True)
+
+    async def _backlog(self, client: AsyncClient) -> list[Event]:
+        """Every unacknowledged event, however old: what came while no listener ran, and
+        what failed before. All pages are read before any is handled, because handling
+        acknowledges events and would shift the later pages."""
+        return await self._pages(client, since=None, include_acknowledged=False)
+
+    async def _pages(
+        self, client: AsyncClient, *, since: datetime | None, include_acknowledged: bool
+    ) -> list[Event]:
         events: list[Event] = []
         page = 1
         while True:
             batch = await client.list_events(
-                since=since, include_acknowledged=True, page_size=1000, page_number=page
+                since=since,
+                include_acknowledged=include_acknowledged,
+                page_size=EVENTS_PAGE_SIZE,
+                page_number=page,
             )
             events.extend(batch)
-            if len(batch) < 1000:
+            if len(batch) < EVENTS_PAGE_SIZE:
                 return events
             page += 1
 
@@ -187,16 +253,26 @@ class Listener:
         if not routes or (event.acknowledged_at is not None and self.acknowledge):
             return
         async with semaphore:
+            failed = False
             for route in routes:
                 try:
                     result = route.handler(event, client)
                     if inspect.isawaitable(result):
                         await result
                 except Exception as exc:  # a handler's error never stops the listener
+                    failed = True
                     error, tb = describe_error(exc)
                     log.error("handler for %s %s failed: %s", event.topic, event.id, error)
                     self.errors.append(HandlerError(event.id, event.topic, error, tb))
             self.handled += 1
+            if failed and not self.ack_failed:
+                if self.acknowledge:
+                    log.warning(
+                        "event %s left unacknowledged: a handler failed; a restarted "
+                        "listener handles it again",
+                        event.id,
+                    )
+                return
             if self.acknowledge:
                 try:
                     await client.ack_event(event.id)
@@ -214,11 +290,24 @@ def multipart_listener(
     executor: Executor | None = None,
     **listener_options: Any,
 ) -> Listener:
-    """The seed's flow as one listener: split parents, process parts, settle parents."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if not callable(handler):
-        raise TypeError(f"handler must be callable (a function of one Part), got {handler!r}")
+    """The seed's flow as one listener: split parents, process parts, settle parents.
+
+    `batch_size` (at most `MAX_PAGE_SIZE`, one records page) sizes the parts; `job` is the
+    parent job's `<type>:<operation>`; `timeout` bounds each handler call; the other
+    keyword arguments go to `Listener`.
+    """
+    batch_size = positive_int("batch_size", batch_size)
+    if batch_size > MAX_PAGE_SIZE:
+        raise ValueError(
+            f"batch_size must be at most {MAX_PAGE_SIZE:,} (the records page limit), "
+            f"got {batch_size!r}"
+        )
+    callable_handler(handler)
+    non_empty_str("job", job, what="a job name like 'sheet:submitLargeSheet'")
+    if timeout is not None:
+        positive_number("timeout", timeout)
+    if executor is not None and not isinstance(executor, Executor):
+        raise TypeError(f"executor must be an Executor (run/close), got {executor!r}")
     listener = Listener(client, **listener_options)
     run_on = executor or LoopExecutor()
     part_options = PartOptions(timeout_s=timeout)

@@ -28,10 +28,12 @@ import inspect
 from collections import Counter
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, cast
 
 import numpy as np
 import pandas as pd
+
+from splitkit._checks import boolean, non_empty_str
 
 __all__ = [
     "COMPLETED",
@@ -41,6 +43,9 @@ __all__ = [
     "OUTCOME_STATUSES",
     "SUMMARY_COLUMNS",
     "TERMINAL_JOB_STATUSES",
+    "AsyncSettleClient",
+    "RunLike",
+    "SettleClient",
     "SettleDecision",
     "SettleResult",
     "asettle",
@@ -179,23 +184,45 @@ def _from_outcomes(outcomes: pd.DataFrame) -> dict[str, Any]:
 
     bucket = status.str.lower().map(_BUCKET)
     completed = (bucket == "completed").to_numpy()
+    ended = (bucket != "pending").to_numpy()
     records = pd.to_numeric(outcomes["records"], errors="coerce").to_numpy(dtype=float)
     row["records_processed"] = int(np.nansum(records[completed]))
 
+    # Timing is this run's: parts ended by an earlier run (previous_run) count above,
+    # but their durations and times belong to that run.
+    this_run = _this_run(outcomes)
+    row["ended_this_run"] = int((ended & this_run).sum())
+    row["records_this_run"] = int(np.nansum(records[completed & this_run]))
+
     durations = np.array([], dtype=float)
     if "duration_s" in outcomes.columns:
-        ended = (bucket != "pending").to_numpy()
         values = pd.to_numeric(outcomes["duration_s"], errors="coerce").to_numpy(dtype=float)
-        durations = values[ended & np.isfinite(values)]
+        durations = values[ended & this_run & np.isfinite(values)]
     if durations.size:
         p50, p95 = np.percentile(durations, [50, 95])
         row |= {"duration_p50_s": p50, "duration_p95_s": p95, "duration_max_s": durations.max()}
 
-    if {"started_at", "finished_at"} <= set(outcomes.columns) and len(outcomes):
-        first, last = _utc(outcomes["started_at"]).min(), _utc(outcomes["finished_at"]).max()
+    if {"started_at", "finished_at"} <= set(outcomes.columns) and this_run.any():
+        started = _utc(outcomes["started_at"])[this_run]
+        finished = _utc(outcomes["finished_at"])[this_run]
+        first, last = started.min(), finished.max()
         if pd.notna(first) and pd.notna(last):
             row["wall_s"] = (last - first).total_seconds()
     return row
+
+
+def _this_run(outcomes: pd.DataFrame) -> np.ndarray:
+    """Which rows this run ended or still has to: all but ``previous_run`` ones."""
+    if "previous_run" not in outcomes.columns:
+        return np.ones(len(outcomes), dtype=bool)
+    try:
+        previous = outcomes["previous_run"].astype("boolean").fillna(False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            "outcomes['previous_run'] must hold True, False or missing values, "
+            f"got {outcomes['previous_run'].dtype} values"
+        ) from exc
+    return ~previous.to_numpy(dtype=bool)
 
 
 def _payload(parts_completed: object) -> Mapping[str, Any]:
@@ -287,7 +314,15 @@ def summarize(
       parts that ended with a known duration (retries included);
     - ``wall_s``: first ``started_at`` to last ``finished_at``;
     - ``parts_per_s``: ended parts per wall second; ``records_per_s``:
-      ``records_processed`` per wall second.
+      records of completed parts per wall second.
+
+    A resumed or retried run (``dispatch()`` on a parent some of whose parts
+    an earlier run ended) has a ``previous_run`` column, True for those parts.
+    The counts and ``records_processed`` take every row: they describe the
+    parent, as ``job:parts-completed`` does. The timing columns (durations,
+    ``wall_s``, ``parts_per_s``, ``records_per_s``) take only the rows with
+    ``previous_run`` False: they describe this run's pace, which the hours
+    between two runs would otherwise swamp. With no such row they are NaN.
 
     The index has one entry, ``0``, named ``run``; ``pd.concat`` summaries of
     several runs with ``keys=`` to compare them.
@@ -315,7 +350,8 @@ def summarize(
 
     wall = row.get("wall_s", np.nan)
     processed = row.get("records_processed")
-    ended = row["completed"] + row["failed"] + row["canceled"]
+    ended = row.get("ended_this_run", row["completed"] + row["failed"] + row["canceled"])
+    processed_now = row.get("records_this_run", processed)
     rate_ok = np.isfinite(wall) and wall > 0
     data: dict[str, Any] = {
         "total": np.int64(row["total"]),
@@ -329,7 +365,9 @@ def summarize(
         "duration_max_s": float(row.get("duration_max_s", np.nan)),
         "wall_s": float(wall),
         "parts_per_s": ended / wall if rate_ok else np.nan,
-        "records_per_s": processed / wall if rate_ok and processed is not None else np.nan,
+        "records_per_s": (
+            processed_now / wall if rate_ok and processed_now is not None else np.nan
+        ),
     }
     return pd.DataFrame(data, index=pd.RangeIndex(1, name="run"))[SUMMARY_COLUMNS]
 
@@ -345,7 +383,7 @@ def counts_match(summary: pd.DataFrame, parts_completed: object) -> bool:
     return all(left[key] == right[key] for key in ("total", "completed", "failed", "canceled"))
 
 
-def _summary_counts(frame: pd.DataFrame) -> dict[str, int]:
+def _summary_counts(frame: object) -> dict[str, int]:
     """The counts row of a summary frame, or of the summary of an outcome frame."""
     if not isinstance(frame, pd.DataFrame):
         raise TypeError(f"expected a summary or an outcome DataFrame, got {type(frame).__name__}")
@@ -388,15 +426,83 @@ class SettleResult:
     message: str
 
 
+class RunLike(Protocol):
+    """What settle needs of a run: a :class:`~splitkit.dispatch.RunHandle` is one.
+
+    ``wait()`` blocks until the run ends and returns its outcome frame,
+    ``await run`` does the same without blocking, and ``outcomes`` is the
+    frame as it is now.
+    """
+
+    @property
+    def outcomes(self) -> pd.DataFrame: ...
+
+    def wait(self, timeout: float | None = None) -> pd.DataFrame: ...
+
+    def __await__(self) -> Generator[Any, None, pd.DataFrame]: ...
+
+
+#: What :func:`settle_decision`, :func:`settle` and :func:`asettle` settle from.
+SettleSource = pd.DataFrame | RunLike
+
+
+class _JobLike(Protocol):
+    @property
+    def status(self) -> str: ...
+
+
+class SettleClient(Protocol):
+    """The client calls :func:`settle` makes: :class:`~splitkit.api.Client` has them."""
+
+    def get_job(self, job_id: str) -> _JobLike: ...
+
+    def complete_job(self, job_id: str, *, message: str | None = None) -> _JobLike: ...
+
+    def fail_job(self, job_id: str, *, message: str | None = None) -> _JobLike: ...
+
+
+class AsyncSettleClient(Protocol):
+    """The client calls :func:`asettle` makes: :class:`~splitkit.api.AsyncClient` has them."""
+
+    async def get_job(self, job_id: str) -> _JobLike: ...
+
+    async def complete_job(self, job_id: str, *, message: str | None = None) -> _JobLike: ...
+
+    async def fail_job(self, job_id: str, *, message: str | None = None) -> _JobLike: ...
+
+
+def _as_run(value: object) -> RunLike | None:
+    """``value`` if it is a run handle, told apart by what it does (``wait()``, ``outcomes``)."""
+    if (
+        not isinstance(value, pd.DataFrame)
+        and callable(getattr(value, "wait", None))
+        and hasattr(value, "outcomes")
+    ):
+        return cast(RunLike, value)
+    return None
+
+
 def settle_decision(
-    summary_or_outcomes: pd.DataFrame, *, message: str | None = None
+    summary_or_outcomes: SettleSource,
+    *,
+    message: str | None = None,
+    allow_unfinished: bool = False,
 ) -> SettleDecision:
     """Decide how to settle a parent from its parts, without touching the API.
 
     Complete when every part completed (or there are no parts); fail otherwise,
-    with a message naming the counts, e.g. ``"3 of 100 parts failed, 2 canceled"``
-    (plus ``", 4 not ended"`` when some parts never ended). ``message``
-    replaces the generated message.
+    with a message naming the counts, e.g. ``"3 of 100 parts failed, 2 canceled"``.
+    ``message`` replaces the generated message.
+
+    ``summary_or_outcomes`` is a :func:`summarize` frame, an outcome frame, or a
+    run handle (its outcomes as they are now: this function never waits; a run
+    that has not listed its parts yet is refused rather than read as 0 parts).
+
+    Parts that have not ended (``pending`` > 0) mean the run is still going, or
+    was stopped: settling then would fail a parent whose parts may yet complete,
+    so it raises ``ValueError("N parts have not ended; wait for the run ...")``.
+    ``allow_unfinished=True`` settles anyway: the parent is failed with a
+    message ending ``", N not ended"``.
 
     Example::
 
@@ -406,14 +512,27 @@ def settle_decision(
     """
     if message is not None and not isinstance(message, str):
         raise TypeError(f"message must be a string or None, got {type(message).__name__}")
-    counts = _summary_counts(summary_or_outcomes)
-    total = counts["total"]
+    allow_unfinished = boolean("allow_unfinished", allow_unfinished)
+    run = _as_run(summary_or_outcomes)
+    counts = _summary_counts(summary_or_outcomes if run is None else run.outcomes)
+    total, pending = counts["total"], counts["pending"]
+    if pending and not allow_unfinished:
+        raise ValueError(
+            f"{pending} parts have not ended; wait for the run (handle.wait() or await handle) "
+            "before settling"
+        )
+    if run is not None and total == 0 and getattr(run, "done", True) is False:
+        # A run that has not listed its parts yet has an empty frame: not "0 of 0 completed".
+        raise ValueError(
+            "the run has not listed its parts yet; wait for the run (handle.wait() or "
+            "await handle) before settling"
+        )
     if total == 0 or counts["completed"] == total:
         generated = f"{counts['completed']} of {total} parts completed"
         return SettleDecision("complete", message if message is not None else generated)
     generated = f"{counts['failed']} of {total} parts failed, {counts['canceled']} canceled"
-    if counts["pending"]:
-        generated += f", {counts['pending']} not ended"
+    if pending:
+        generated += f", {pending} not ended"
     return SettleDecision("fail", message if message is not None else generated)
 
 
@@ -457,8 +576,7 @@ def _unchanged(job_id: str, status: str) -> SettleResult:
 
 
 def _check(client: object, job_id: object, *, want_async: bool, caller: str) -> None:
-    if not isinstance(job_id, str) or not job_id:
-        raise ValueError(f"parent_job_id must be a non-empty string, got {job_id!r}")
+    non_empty_str("parent_job_id", job_id)
     for name in ("get_job", "complete_job", "fail_job"):
         method = getattr(client, name, None)
         if not callable(method):
@@ -474,12 +592,20 @@ def _check(client: object, job_id: object, *, want_async: bool, caller: str) -> 
             )
 
 
+def _check_options(message: object, allow_unfinished: object) -> None:
+    # Before waiting for a run: a typo must not cost the whole run's wait.
+    if message is not None and not isinstance(message, str):
+        raise TypeError(f"message must be a string or None, got {type(message).__name__}")
+    boolean("allow_unfinished", allow_unfinished)
+
+
 def settle(
-    client: Any,
+    client: SettleClient,
     parent_job_id: str,
-    summary_or_outcomes: pd.DataFrame,
+    summary_or_outcomes: SettleSource,
     *,
     message: str | None = None,
+    allow_unfinished: bool = False,
 ) -> SettleResult:
     """Complete or fail the parent job from its parts, exactly once.
 
@@ -490,15 +616,28 @@ def settle(
     result says it was unchanged. So settling twice, or from two listeners,
     is safe.
 
-    ``summary_or_outcomes`` is a :func:`summarize` frame or an outcome frame.
+    ``summary_or_outcomes`` is a :func:`summarize` frame, an outcome frame, or
+    the run's handle (from ``dispatch()``), which is waited for first
+    (``handle.wait()``) and settled from its outcomes.
+
+    A summary or outcome frame with parts that have not ended is refused with
+    ``ValueError`` before anything is sent (see :func:`settle_decision`);
+    ``allow_unfinished=True`` fails the parent anyway.
 
     Example::
 
         result = settle(client, parent.id, summarize(outcomes))
         result  # SettleResult(job_id='us_jb_…', status='complete', changed=True, ...)
+        settle(client, parent.id, handle)  # waits for the run, then settles
     """
     _check(client, parent_job_id, want_async=False, caller="settle()")
-    flow = _settle_flow(parent_job_id, settle_decision(summary_or_outcomes, message=message))
+    _check_options(message, allow_unfinished)
+    source = summary_or_outcomes
+    run = _as_run(source)
+    if run is not None:
+        source = _outcomes_of(run, run.wait())
+    decision = settle_decision(source, message=message, allow_unfinished=allow_unfinished)
+    flow = _settle_flow(parent_job_id, decision)
     call = next(flow)
     while True:
         try:
@@ -513,20 +652,35 @@ def settle(
 
 
 async def asettle(
-    client: Any,
+    client: AsyncSettleClient,
     parent_job_id: str,
-    summary_or_outcomes: pd.DataFrame,
+    summary_or_outcomes: SettleSource,
     *,
     message: str | None = None,
+    allow_unfinished: bool = False,
 ) -> SettleResult:
     """:func:`settle` for an :class:`~splitkit.api.AsyncClient`.
+
+    A run handle is awaited (``await handle``) rather than waited for.
 
     Example::
 
         result = await asettle(async_client, parent.id, summary)
+        result = await asettle(async_client, parent.id, handle)
     """
     _check(client, parent_job_id, want_async=True, caller="asettle()")
-    flow = _settle_flow(parent_job_id, settle_decision(summary_or_outcomes, message=message))
+    _check_options(message, allow_unfinished)
+    source = summary_or_outcomes
+    run = _as_run(source)
+    if run is not None:
+        if not inspect.isawaitable(run):
+            raise TypeError(
+                f"asettle() got a {type(run).__name__} that cannot be awaited; "
+                "pass its outcomes (await it yourself) or use settle()"
+            )
+        source = _outcomes_of(run, await run)
+    decision = settle_decision(source, message=message, allow_unfinished=allow_unfinished)
+    flow = _settle_flow(parent_job_id, decision)
     call = next(flow)
     while True:
         try:
@@ -538,3 +692,8 @@ async def asettle(
                 call = flow.send(result)
         except StopIteration as stop:
             return stop.value
+
+
+def _outcomes_of(run: RunLike, waited: object) -> pd.DataFrame:
+    """The outcome frame of an ended run: what waiting returned, else ``run.outcomes``."""
+    return waited if isinstance(waited, pd.DataFrame) else run.outcomes

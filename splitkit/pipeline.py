@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from splitkit._checks import boolean, instance_of, non_empty_str
 from splitkit.api import Client, Job
 from splitkit.plan import PLAN_COLUMNS
 
@@ -26,10 +27,11 @@ def start_parent_job(
     info: str | None = None,
 ) -> Job:
     """Create the parent job (`sheet:<operation>` on a sheet) and ack it, ready to split."""
-    if not isinstance(sheet_id, str) or not sheet_id:
-        raise ValueError(f"sheet_id must be a sheet id string, got {sheet_id!r}")
-    if not isinstance(operation, str) or not operation:
-        raise ValueError(f"operation must be a non-empty string, got {operation!r}")
+    _check_client(client)
+    non_empty_str("sheet_id", sheet_id, what="a sheet id string")
+    non_empty_str("operation", operation)
+    if info is not None:
+        non_empty_str("info", info, what="a non-empty string or None")
     job = client.create_job("sheet", operation, sheet_id, trigger="immediate")
     return client.ack_job(job.id, info=info or "splitkit: planning parts", progress=0)
 
@@ -59,9 +61,10 @@ def split_parent(
     An empty plan (a sheet with no records) cannot be split: there is nothing to do, and
     the parent can be settled (completed) directly.
     """
+    _check_client(client)
     _check_plan(plan)
-    if not isinstance(parent_job_id, str) or not parent_job_id:
-        raise ValueError(f"parent_job_id must be a job id string, got {parent_job_id!r}")
+    non_empty_str("parent_job_id", parent_job_id, what="a job id string")
+    boolean("run_in_parallel", run_in_parallel)
     if len(plan) == 0:
         raise ValueError(
             "the plan has no parts (the sheet has no records): nothing to split; "
@@ -84,6 +87,11 @@ def join_parts(plan: pd.DataFrame, parts: list[Job]) -> pd.DataFrame:
     joined = plan.merge(jobs, on="part", how="left", validate="one_to_one")
     joined.attrs = dict(plan.attrs)
     return joined
+
+
+def _check_client(client: object) -> None:
+    # These steps call the client synchronously: an AsyncClient would hand back coroutines.
+    instance_of("client", client, Client, "a splitkit Client")
 
 
 def _check_plan(plan: Any) -> None:

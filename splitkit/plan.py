@@ -24,17 +24,18 @@ Example::
 from __future__ import annotations
 
 import math
-import operator
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from splitkit._checks import non_negative_int, positive_int
 from splitkit.outcomes import COMPLETED
 
 __all__ = [
+    "MAX_PAGE_SIZE",
     "PLAN_COLUMNS",
     "WHAT_IF_COLUMNS",
     "PartCosts",
@@ -42,6 +43,10 @@ __all__ = [
     "plan_parts",
     "what_if",
 ]
+
+#: The most records one page of ``GET /sheets/{id}/records`` holds (Flatfile's limit, and
+#: the embedded server's). A part is fetched as one page, so no batch may be larger.
+MAX_PAGE_SIZE = 10_000
 
 PLAN_COLUMNS = ["part", "page_number", "page_size", "first_record", "last_record", "records"]
 WHAT_IF_COLUMNS = [
@@ -55,31 +60,14 @@ WHAT_IF_COLUMNS = [
 ]
 
 
-def _as_int(name: str, value: object) -> int:
-    """``value`` as a Python int, refusing bools, floats and strings.
-
-    numpy integers are accepted because counts often come out of a DataFrame.
-    bool is refused although it is an int subclass: ``batch_size=True`` is a bug.
-    """
-    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    return operator.index(value)
-
-
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    number = operator.index(value)
-    if number < 1:
-        raise ValueError(f"{name} must be a positive integer, got {number}")
-    return number
-
-
-def _non_negative_int(name: str, value: object) -> int:
-    number = _as_int(name, value)
-    if number < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {number}")
-    return number
+def _page_size(name: str, value: object) -> int:
+    """A batch size: a positive integer no larger than one records page."""
+    size = positive_int(name, value)
+    if size > MAX_PAGE_SIZE:
+        raise ValueError(
+            f"{name} must be at most {MAX_PAGE_SIZE:,} (the records page limit), got {value!r}"
+        )
+    return size
 
 
 #: An integer count: Python's int or a numpy integer (counts often come out of a frame).
@@ -119,7 +107,10 @@ def plan_parts(
     Edge cases: ``total == 0`` gives an empty frame with the same columns and
     dtypes. There is nothing to split, so the parent job should be completed
     directly (the pipeline does that). A batch size above the total gives one
-    part. Bad arguments raise :class:`ValueError` naming the argument and value.
+    part. A part is one page of the records API, so the batch size is at most
+    :data:`MAX_PAGE_SIZE` (10,000): a larger ``batch_size``, or a ``parts``
+    that would need one, raises :class:`ValueError` saying the ``parts`` to use.
+    Bad arguments raise :class:`ValueError` naming the argument and value.
 
     Examples::
 
@@ -130,7 +121,7 @@ def plan_parts(
         >>> plan_parts(0, batch_size=1_000).empty
         True
     """
-    total = _non_negative_int("total", total)
+    total = non_negative_int("total", total)
     if (batch_size is None) == (parts is None):
         raise ValueError(
             "plan_parts needs exactly one of batch_size or parts, "
@@ -138,12 +129,18 @@ def plan_parts(
         )
     attrs: dict[str, Any] = {"total": total}
     if batch_size is not None:
-        size = _positive_int("batch_size", batch_size)
+        size = _page_size("batch_size", batch_size)
     else:
-        requested = _positive_int("parts", parts)
+        requested = positive_int("parts", parts)
         # max(1, ...): with total 0 any positive batch size plans zero parts,
         # and attrs["batch_size"] must still be a valid page size.
         size = max(1, -(-total // requested))
+        if size > MAX_PAGE_SIZE:
+            needed = -(-total // MAX_PAGE_SIZE)
+            raise ValueError(
+                f"parts={requested} gives {size:,} records per part, above the records page "
+                f"limit of {MAX_PAGE_SIZE:,}; use parts >= {needed}"
+            )
         attrs["parts_requested"] = requested
     attrs["batch_size"] = size
 
@@ -278,12 +275,16 @@ def _fit_slope(records: np.ndarray, seconds: np.ndarray) -> float:
     return max(0.0, float(np.dot(records, seconds)) / denominator)
 
 
-def _positive_ints(name: str, values: Count | Iterable[Count]) -> np.ndarray:
+def _positive_ints(
+    name: str,
+    values: Count | Iterable[Count],
+    check: Callable[[str, object], int] = positive_int,
+) -> np.ndarray:
     if isinstance(values, int | np.integer) and not isinstance(values, bool | np.bool_):
         values = [values]
     if isinstance(values, str | bytes) or not isinstance(values, Iterable):
         raise ValueError(f"{name} must be a positive integer or a list of them, got {values!r}")
-    items = [_positive_int(name, v) for v in values]
+    items = [check(name, v) for v in values]
     if not items:
         raise ValueError(f"{name} must not be empty")
     return np.asarray(items, dtype=np.int64)
@@ -311,7 +312,8 @@ def what_if(
     shorter only when it holds nothing but the short last part. It ignores
     work stealing between waves (a real run with a queue is a little faster
     when parts vary) and API limits (a 429 slows everything down); use it to
-    rank choices, then measure.
+    rank choices, then measure. Batch sizes are capped like
+    :func:`plan_parts`'s: at most :data:`MAX_PAGE_SIZE`.
 
     Columns: ``batch_size``, ``concurrency``, ``parts``, ``waves`` (int64);
     ``part_s`` (expected duration of the longest part), ``wall_s``,
@@ -326,8 +328,8 @@ def what_if(
         0         500      5     5.0
         1        1000      3     4.5
     """
-    total = _non_negative_int("total", total)
-    sizes = _positive_ints("batch_sizes", batch_sizes)
+    total = non_negative_int("total", total)
+    sizes = _positive_ints("batch_sizes", batch_sizes, _page_size)
     workers = _positive_ints("concurrencies", concurrencies)
     if outcomes is None:
         if per_part_overhead_s is None or per_record_s is None:

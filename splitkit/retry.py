@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from splitkit._checks import boolean, callable_handler, instance_of, non_empty_str
 from splitkit.api import Client, Job
 from splitkit.api.errors import BadRequestError
 from splitkit.dispatch import RunHandle, dispatch
@@ -83,8 +84,7 @@ def retry_failed(
     """
     # Checked before any part is touched: a bad handler must not leave parts moved back to
     # `ready` with nothing running them.
-    if not callable(handler):
-        raise TypeError(f"handler must be callable (a function of one Part), got {handler!r}")
+    callable_handler(handler)
     targets = retryable_parts(client, parent_job_id, include_canceled=include_canceled)
     if not targets:
         return None
@@ -125,12 +125,7 @@ def _settled(parent_job_id: str, status: str) -> ValueError:
 
 
 def _check(client: object, parent_job_id: object, include_canceled: object) -> None:
-    if not isinstance(client, Client):
-        raise TypeError(
-            f"client must be a splitkit Client (retry_failed calls it synchronously), "
-            f"got {type(client).__name__}"
-        )
-    if not isinstance(parent_job_id, str) or not parent_job_id:
-        raise ValueError(f"parent_job_id must be a job id string, got {parent_job_id!r}")
-    if not isinstance(include_canceled, bool):
-        raise ValueError(f"include_canceled must be True or False, got {include_canceled!r}")
+    # retry_failed calls the client synchronously: an AsyncClient would hand back coroutines.
+    instance_of("client", client, Client, "a splitkit Client")
+    non_empty_str("parent_job_id", parent_job_id, what="a job id string")
+    boolean("include_canceled", include_canceled)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from splitkit import Client, Part
-from splitkit.api import Event
+from splitkit import Client, ClientConfig, Part
+from splitkit.api import Event, Job
 from splitkit.listener import Listener, Route, multipart_listener
 from splitkit.server import EmbeddedServer
 
@@ -18,6 +20,10 @@ from splitkit.server import EmbeddedServer
 def sheet_server(tmp_path: Path) -> Iterator[EmbeddedServer]:
     with EmbeddedServer(db_path=tmp_path / "listener.db", records=3_000) as running:
         yield running
+
+
+MakeJob = Callable[[], Job]
+CONFIG = ClientConfig("http://127.0.0.1:9/v1", "t")
 
 
 def wait_for_settled(client: Client, job_id: str, deadline_s: float = 60) -> str:
@@ -52,21 +58,160 @@ def test_the_seed_flow_as_a_listener(sheet_server: EmbeddedServer) -> None:
             assert "RuntimeError: this batch is rejected" in str(failed.outcome)
             assert "1 of 6 parts failed" in str(client.get_job(failing.id).outcome)
 
-            # A handler that raised did not stop the listener: the next parent goes through.
-            listener_ok = client.create_job("sheet", "submitLargeSheet", sheet_server.sheet_id)
-            assert listener_ok.id != failing.id
+            # A part handler that raised did not stop the listener: the next parent goes
+            # through. It is stopped mid-flight, wherever this parent has got to.
+            interrupted = client.create_job("sheet", "submitLargeSheet", sheet_server.sheet_id)
         finally:
             listener.stop()
+        # A part's failure is its outcome, not a listener error.
         assert listener.errors == []
 
-        # Its parts were split before the stop; a new listener finishes the job.
-        second = multipart_listener(client, lambda part: None, batch_size=500, poll_interval=0.05)
+        # With no listener running, a new parent's job:ready waits unacknowledged: the backlog.
+        waiting = client.create_job("sheet", "submitLargeSheet", sheet_server.sheet_id)
+        assert client.get_job(waiting.id).status == "ready"
+        # Following only events from now on, a new listener would never see it...
+        second = multipart_listener(
+            client,
+            lambda part: None,
+            batch_size=500,
+            poll_interval=0.05,
+            since=datetime.now(UTC),
+        )
         second.start()
         try:
-            ok = client.create_job("sheet", "submitLargeSheet", sheet_server.sheet_id)
-            assert wait_for_settled(client, ok.id) == "complete"
+            # ...yet it finishes both jobs: it drains the unacknowledged events first.
+            assert wait_for_settled(client, waiting.id) == "complete"
+            assert wait_for_settled(client, interrupted.id) == "complete"
         finally:
             second.stop()
+        assert len(client.list_parts(waiting.id)) == 6
+        assert second.errors == []
+
+
+@pytest.fixture
+def client(sheet_server: EmbeddedServer) -> Iterator[Client]:
+    with Client(sheet_server.url, sheet_server.token) as running:
+        yield running
+
+
+@pytest.fixture
+def make_job(client: Client, sheet_server: EmbeddedServer) -> MakeJob:
+    """A job no multipart listener cares about: its events are for the test's handlers."""
+    assert sheet_server.sheet_id is not None
+    return lambda: client.create_job("sheet", "audit", sheet_server.sheet_id)
+
+
+def wait_until(condition: Callable[[], bool], what: str, deadline_s: float = 30) -> None:
+    deadline = time.monotonic() + deadline_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen in {deadline_s} s")
+        time.sleep(0.02)
+
+
+def ready_event(client: Client, job_id: str) -> Event:
+    """The job's job:ready event, acknowledged or not."""
+    (found,) = [
+        e
+        for e in client.list_events(topic="job:ready", include_acknowledged=True, page_size=1000)
+        if e.context.get("jobId") == job_id
+    ]
+    return found
+
+
+def run_once(listener: Listener, condition: Callable[[], bool], what: str) -> None:
+    """Run the listener until `condition()`, then stop it (in-flight handlers finish)."""
+    listener.start()
+    try:
+        wait_until(condition, what)
+    finally:
+        listener.stop()
+
+
+def test_a_failed_event_is_not_acknowledged_and_a_restart_handles_it(
+    client: Client, make_job: MakeJob
+) -> None:
+    job = make_job()
+    seen: list[str] = []
+
+    def broken(event: Event, api: object) -> None:
+        if event.context.get("jobId") == job.id:
+            seen.append(event.id)
+            raise RuntimeError("not today")
+
+    first = Listener(client, poll_interval=0.02)
+    first.on("job:ready")(broken)
+    run_once(first, lambda: bool(first.errors), "the failing handler")
+    (error,) = first.errors
+    assert "RuntimeError: not today" in error.error
+    assert ready_event(client, job.id).acknowledged_at is None
+
+    handled: list[str] = []
+
+    def fixed(event: Event, api: object) -> None:
+        if event.context.get("jobId") == job.id:
+            handled.append(event.id)
+
+    # Started long after the event: only the backlog can bring it back.
+    second = Listener(client, poll_interval=0.02, since=datetime.now(UTC))
+    second.on("job:ready")(fixed)
+    run_once(second, lambda: bool(handled), "the retry from the backlog")
+    assert handled == seen
+    assert ready_event(client, job.id).acknowledged_at is not None
+    assert second.errors == []
+
+
+def test_ack_failed_acknowledges_a_failed_event(client: Client, make_job: MakeJob) -> None:
+    job = make_job()
+
+    def broken(event: Event, api: object) -> None:
+        if event.context.get("jobId") == job.id:
+            raise RuntimeError("not today")
+
+    listener = Listener(client, poll_interval=0.02, ack_failed=True)
+    listener.on("job:ready")(broken)
+    run_once(listener, lambda: bool(listener.errors), "the failing handler")
+    assert ready_event(client, job.id).acknowledged_at is not None
+
+
+def test_one_failing_handler_of_two_keeps_the_event_unacknowledged(
+    client: Client, make_job: MakeJob
+) -> None:
+    job = make_job()
+    ran: list[str] = []
+
+    def fine(event: Event, api: object) -> None:
+        ran.append(event.topic)
+
+    async def broken(event: Event, api: object) -> None:
+        if event.context.get("jobId") == job.id:
+            raise RuntimeError("half done")
+
+    listener = Listener(client, poll_interval=0.02)
+    listener.on("job:ready")(fine)
+    listener.on("job:*")(broken)
+    run_once(
+        listener,
+        lambda: any(e.topic == "job:ready" for e in listener.errors),
+        "the failing handler on job:ready",
+    )
+    assert "job:ready" in ran  # the other handler did its part
+    assert ready_event(client, job.id).acknowledged_at is None
+
+
+def test_without_acknowledging_there_is_no_backlog(client: Client, make_job: MakeJob) -> None:
+    job = make_job()
+    seen: list[str] = []
+    listener = Listener(client, poll_interval=0.02, acknowledge=False, since=datetime.now(UTC))
+    listener.on("job:*")(lambda event, api: seen.append(str(event.context.get("jobId"))))
+    listener.start()
+    try:
+        later = make_job()
+        wait_until(lambda: later.id in seen, "the new job's events")
+    finally:
+        listener.stop()
+    assert job.id not in seen  # older than `since`, and there is no backlog to drain
+    assert ready_event(client, later.id).acknowledged_at is None
 
 
 def event(topic: str, **payload: object) -> Event:
@@ -100,7 +245,53 @@ def test_bad_listener_arguments() -> None:
         Listener(config, poll_interval=0)
     with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
         multipart_listener(config, handler, batch_size=0)
+    with pytest.raises(ValueError, match=re.escape("batch_size must be at most 10,000")):
+        multipart_listener(config, handler, batch_size=20_000)
     with pytest.raises(TypeError, match="handler must be callable"):
         multipart_listener(config, "nope")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="topic must be"):
         Listener(config).on("")
+    with pytest.raises(TypeError, match="handler must be callable"):
+        Listener(config).on("job:ready")("nope")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("client", "kwargs", "error", "message"),
+    [
+        (
+            None,
+            {},
+            TypeError,
+            "client must be a splitkit Client, AsyncClient or ClientConfig, got NoneType",
+        ),
+        (
+            "http://127.0.0.1:9/v1",
+            {},
+            TypeError,
+            "client must be a splitkit Client, AsyncClient or ClientConfig, got str",
+        ),
+        (
+            CONFIG,
+            {"acknowledge": "yes"},
+            ValueError,
+            "acknowledge must be True or False, got 'yes'",
+        ),
+        (CONFIG, {"acknowledge": 1}, ValueError, "acknowledge must be True or False, got 1"),
+        (CONFIG, {"ack_failed": None}, ValueError, "ack_failed must be True or False, got None"),
+        (CONFIG, {"concurrency": 0}, ValueError, "concurrency must be a positive integer, got 0"),
+        (
+            CONFIG,
+            {"since": datetime(2026, 1, 1)},
+            ValueError,
+            "since must be a timezone-aware datetime or None",
+        ),
+        (CONFIG, {"since": "2026-01-01"}, ValueError, "since must be a timezone-aware datetime"),
+    ],
+)
+def test_listener_checks_its_arguments(
+    client: object, kwargs: dict[str, object], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=re.escape(message)):
+        Listener(client, **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(error, match=re.escape(message)):
+        multipart_listener(client, handler, **kwargs)  # type: ignore[arg-type]

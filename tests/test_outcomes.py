@@ -64,6 +64,39 @@ def handmade_outcomes() -> pd.DataFrame:
     return frame.astype(splitkit.outcomes.OUTCOME_DTYPES)
 
 
+def finished_outcomes() -> pd.DataFrame:
+    """The four parts of handmade_outcomes() that ended: 2 completed, 1 failed, 1 canceled."""
+    return handmade_outcomes().iloc[:4].reset_index(drop=True)
+
+
+class StandInRun:
+    """Like a RunHandle: ``wait()`` and ``await`` end the run, ``outcomes`` is the frame now.
+
+    ``outcomes`` starts as ``now``; waiting (or awaiting) replaces it with ``then``.
+    """
+
+    def __init__(self, now: pd.DataFrame, then: pd.DataFrame | None = None) -> None:
+        self._now = now
+        self._then = now if then is None else then
+        self.waited = 0
+
+    @property
+    def outcomes(self) -> pd.DataFrame:
+        return self._now
+
+    def wait(self, timeout: float | None = None) -> pd.DataFrame:
+        self.waited += 1
+        self._now = self._then
+        return self._now
+
+    def __await__(self) -> Any:
+        async def finish() -> pd.DataFrame:
+            await asyncio.sleep(0)
+            return self.wait()
+
+        return finish().__await__()
+
+
 # --- the outcome frame ----------------------------------------------------------------------
 
 
@@ -210,6 +243,73 @@ def test_summarize_bad_arguments(
 ) -> None:
     with pytest.raises(error, match=re.escape(message)):
         summarize(outcomes, **kwargs)
+
+
+def resumed_outcomes() -> pd.DataFrame:
+    """A resumed run: parts 0 and 1 were ended by a run an hour earlier (previous_run)."""
+    rows = [
+        # part, status, records, start, finish, duration, previous_run
+        (0, "completed", 100, -3_600, -3_590, 10.0, True),
+        (1, "canceled", 50, None, -3_580, math.nan, True),
+        (2, "completed", 100, 0, 2, 2.0, False),
+        (3, "failed", 100, 1, 5, 4.0, False),
+    ]
+    frame = pd.DataFrame(
+        {
+            "part": [r[0] for r in rows],
+            "job_id": [f"us_jb_{r[0]}" for r in rows],
+            "status": [r[1] for r in rows],
+            "records": [r[2] for r in rows],
+            "attempts": [1, 0, 1, 1],
+            "started_at": [_at(r[3]) for r in rows],
+            "finished_at": [_at(r[4]) for r in rows],
+            "duration_s": [r[5] for r in rows],
+            "error": [None, None, None, "ValueError: bad row"],
+            "message": ["ok", None, "ok", None],
+        }
+    ).astype(splitkit.outcomes.OUTCOME_DTYPES)
+    frame["previous_run"] = [r[6] for r in rows]
+    return frame
+
+
+def test_summarize_times_only_this_run_but_counts_every_part() -> None:
+    row = summarize(resumed_outcomes()).iloc[0]
+    # Counts and records are the parent's: every part, whichever run ended it.
+    assert row[["total", "completed", "failed", "canceled", "pending"]].tolist() == [4, 2, 1, 1, 0]
+    assert row["records_processed"] == 200
+    # Timing is this run's: parts 2 and 3 only (2 s and 4 s, from 0 s to 5 s), not the
+    # hour since the earlier run.
+    assert row["duration_p50_s"] == 3.0
+    assert row["duration_p95_s"] == pytest.approx(3.9)
+    assert row["duration_max_s"] == 4.0
+    assert row["wall_s"] == 5.0
+    assert row["parts_per_s"] == pytest.approx(2 / 5)
+    assert row["records_per_s"] == pytest.approx(100 / 5)  # part 2's records, not part 0's
+
+
+def test_summarize_previous_run_false_everywhere_is_the_plain_summary() -> None:
+    frame = handmade_outcomes()
+    frame["previous_run"] = False
+    pd.testing.assert_frame_equal(summarize(frame), summarize(handmade_outcomes()))
+    # Missing values (a frame put together by hand) count as this run's.
+    frame["previous_run"] = pd.Series([None] * len(frame), dtype="object")
+    pd.testing.assert_frame_equal(summarize(frame), summarize(handmade_outcomes()))
+
+
+def test_summarize_nothing_ran_this_time_has_nan_timings() -> None:
+    frame = resumed_outcomes()
+    frame["previous_run"] = True
+    row = summarize(frame).iloc[0]
+    assert row[["total", "completed", "failed", "canceled"]].tolist() == [4, 2, 1, 1]
+    assert row["records_processed"] == 200
+    assert row[SUMMARY_COLUMNS[6:]].isna().all()
+
+
+def test_summarize_bad_previous_run_values() -> None:
+    frame = resumed_outcomes()
+    frame["previous_run"] = ["yes", "no", "no", "no"]
+    with pytest.raises(ValueError, match=re.escape("outcomes['previous_run'] must hold True")):
+        summarize(frame)
 
 
 def test_summarize_100k_outcomes() -> None:
@@ -398,19 +498,59 @@ def _counts(total: int, completed: int, failed: int = 0, canceled: int = 0) -> p
         (_counts(0, 0), SettleDecision("complete", "0 of 0 parts completed")),
         (_counts(100, 95, 3, 2), SettleDecision("fail", "3 of 100 parts failed, 2 canceled")),
         (_counts(10, 9, 0, 1), SettleDecision("fail", "0 of 10 parts failed, 1 canceled")),
-        (
-            _counts(10, 8, 1),
-            SettleDecision("fail", "1 of 10 parts failed, 0 canceled, 1 not ended"),
-        ),
-        (
-            handmade_outcomes(),
-            SettleDecision("fail", "1 of 6 parts failed, 1 canceled, 2 not ended"),
-        ),
         (empty_outcomes(), SettleDecision("complete", "0 of 0 parts completed")),
     ],
 )
 def test_settle_decision(summary: pd.DataFrame, decision: SettleDecision) -> None:
     assert settle_decision(summary) == decision
+
+
+@pytest.mark.parametrize(
+    ("summary", "pending", "decision"),
+    [
+        (
+            _counts(10, 8, 1),
+            1,
+            SettleDecision("fail", "1 of 10 parts failed, 0 canceled, 1 not ended"),
+        ),
+        (
+            handmade_outcomes(),
+            2,
+            SettleDecision("fail", "1 of 6 parts failed, 1 canceled, 2 not ended"),
+        ),
+        (_counts(5, 0), 5, SettleDecision("fail", "0 of 5 parts failed, 0 canceled, 5 not ended")),
+    ],
+)
+def test_settle_decision_refuses_parts_not_ended(
+    summary: pd.DataFrame, pending: int, decision: SettleDecision
+) -> None:
+    message = (
+        f"{pending} parts have not ended; wait for the run (handle.wait() or await handle) "
+        "before settling"
+    )
+    with pytest.raises(ValueError, match=re.escape(message)):
+        settle_decision(summary)
+    # Settling a run that was stopped on purpose: fail the parent, naming what never ended.
+    assert settle_decision(summary, allow_unfinished=True) == decision
+
+
+def test_settle_decision_of_a_run_reads_its_outcomes_without_waiting() -> None:
+    running = StandInRun(handmade_outcomes())
+    with pytest.raises(ValueError, match="2 parts have not ended"):
+        settle_decision(running)
+    assert running.waited == 0
+    assert settle_decision(StandInRun(finished_outcomes())) == SettleDecision(
+        "fail", "1 of 4 parts failed, 1 canceled"
+    )
+
+
+@pytest.mark.parametrize("allow_unfinished", [False, True])
+def test_settle_decision_of_a_run_that_has_not_listed_its_parts(allow_unfinished: bool) -> None:
+    # Just started: no rows yet. That is not "0 of 0 parts completed".
+    starting = StandInRun(empty_outcomes())
+    starting.done = False  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="the run has not listed its parts yet; wait for the run"):
+        settle_decision(starting, allow_unfinished=allow_unfinished)
 
 
 def test_settle_decision_custom_message() -> None:
@@ -431,6 +571,12 @@ def test_settle_decision_custom_message() -> None:
             "a summary frame has exactly one row, got 2",
         ),
         (_counts(1, 1), {"message": 3}, TypeError, "message must be a string or None, got int"),
+        (
+            _counts(1, 1),
+            {"allow_unfinished": "yes"},
+            ValueError,
+            "allow_unfinished must be True or False, got 'yes'",
+        ),
     ],
 )
 def test_settle_decision_bad_arguments(
@@ -542,8 +688,66 @@ def test_settle_fails_with_counts(use_async: bool) -> None:
 @sync_and_async
 def test_settle_custom_message_and_outcomes_frame(use_async: bool) -> None:
     client = FakeClient()
-    result = _run(client, use_async, handmade_outcomes(), message="2 parts never ran")
-    assert (result.status, result.changed, result.message) == ("failed", True, "2 parts never ran")
+    result = _run(client, use_async, finished_outcomes(), message="see the notebook")
+    assert (result.status, result.changed, result.message) == ("failed", True, "see the notebook")
+
+
+@sync_and_async
+def test_settle_refuses_parts_not_ended_and_sends_nothing(use_async: bool) -> None:
+    client = FakeClient()
+    with pytest.raises(ValueError, match=re.escape("2 parts have not ended; wait for the run")):
+        _run(client, use_async, handmade_outcomes())
+    assert client.calls == []
+
+
+@sync_and_async
+def test_settle_allow_unfinished_fails_the_parent(use_async: bool) -> None:
+    client = FakeClient()
+    result = _run(client, use_async, handmade_outcomes(), allow_unfinished=True)
+    assert result == SettleResult(
+        "us_jb_p", "failed", True, "1 of 6 parts failed, 1 canceled, 2 not ended"
+    )
+
+
+@sync_and_async
+def test_settle_waits_for_a_run_handle(use_async: bool) -> None:
+    # The run is still going when handed in; settle waits (or awaits) for it to end.
+    running = StandInRun(handmade_outcomes(), then=finished_outcomes())
+    client = FakeClient()
+    result = _run(client, use_async, running)  # type: ignore[arg-type]
+    assert running.waited == 1
+    assert result == SettleResult("us_jb_p", "failed", True, "1 of 4 parts failed, 1 canceled")
+
+
+@sync_and_async
+def test_settle_a_run_that_ended_with_parts_not_ended(use_async: bool) -> None:
+    # wait() returned, yet some parts never ended (a frame edited by hand, a stand-in run):
+    # the same refusal as for a frame.
+    client = FakeClient()
+    with pytest.raises(ValueError, match="2 parts have not ended"):
+        _run(client, use_async, StandInRun(handmade_outcomes()))  # type: ignore[arg-type]
+    assert client.calls == []
+
+
+def test_settle_bad_options_are_refused_before_waiting_for_the_run() -> None:
+    running = StandInRun(handmade_outcomes(), then=finished_outcomes())
+    with pytest.raises(ValueError, match="allow_unfinished must be True or False"):
+        settle(FakeClient(), "us_jb_p", running, allow_unfinished=1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="message must be a string or None"):
+        settle(FakeClient(), "us_jb_p", running, message=1)  # type: ignore[arg-type]
+    assert running.waited == 0
+
+
+def test_asettle_needs_an_awaitable_run() -> None:
+    class BlockingOnly:
+        outcomes = finished_outcomes()
+
+        def wait(self) -> pd.DataFrame:
+            return self.outcomes
+
+    client = FakeAsyncClient(FakeClient())
+    with pytest.raises(TypeError, match="cannot be awaited"):
+        asyncio.run(asettle(client, "us_jb_p", BlockingOnly()))  # type: ignore[arg-type]
 
 
 @sync_and_async

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 import splitkit.plan
 from splitkit.plan import (
+    MAX_PAGE_SIZE,
     PLAN_COLUMNS,
     WHAT_IF_COLUMNS,
     PartCosts,
@@ -103,10 +104,10 @@ def test_plan_accepts_numpy_integers_and_stores_python_ints() -> None:
     ("args", "kwargs", "message"),
     [
         ((-1,), {"batch_size": 10}, "total must be a non-negative integer, got -1"),
-        ((10.0,), {"batch_size": 10}, "total must be an integer, got 10.0"),
-        (("10",), {"batch_size": 10}, "total must be an integer, got '10'"),
-        ((True,), {"batch_size": 10}, "total must be an integer, got True"),
-        ((None,), {"batch_size": 10}, "total must be an integer, got None"),
+        ((10.0,), {"batch_size": 10}, "total must be a non-negative integer, got 10.0"),
+        (("10",), {"batch_size": 10}, "total must be a non-negative integer, got '10'"),
+        ((True,), {"batch_size": 10}, "total must be a non-negative integer, got True"),
+        ((None,), {"batch_size": 10}, "total must be a non-negative integer, got None"),
         ((10,), {"batch_size": 0}, "batch_size must be a positive integer, got 0"),
         ((10,), {"batch_size": -5}, "batch_size must be a positive integer, got -5"),
         ((10,), {"batch_size": 2.5}, "batch_size must be a positive integer, got 2.5"),
@@ -132,9 +133,10 @@ def test_plan_bad_arguments(args: tuple[object], kwargs: dict[str, object], mess
         plan_parts(*args, **kwargs)  # type: ignore[arg-type]
 
 
-# Totals up to 10**9 with batch sizes keeping the plan at most 10,000 parts.
-_total_and_batch = st.integers(0, 10**9).flatmap(
-    lambda total: st.tuples(st.just(total), st.integers(max(1, total // 10_000), 10**9))
+# Totals up to 10**8 with batch sizes keeping the plan at most 10,000 parts (and each
+# part within one records page).
+_total_and_batch = st.integers(0, 10**8).flatmap(
+    lambda total: st.tuples(st.just(total), st.integers(max(1, total // 10_000), MAX_PAGE_SIZE))
 )
 
 
@@ -154,11 +156,69 @@ def test_plan_invariants(total_and_batch: tuple[int, int]) -> None:
         assert 1 <= plan["records"].iloc[-1] <= batch
 
 
-@given(total=st.integers(0, 10**6), parts=st.integers(1, 10**4))
-def test_plan_by_parts_never_exceeds_the_request(total: int, parts: int) -> None:
+# Part counts from the fewest that fit a records page up to 10,000.
+_total_and_parts = st.integers(0, 10**6).flatmap(
+    lambda total: st.tuples(st.just(total), st.integers(max(1, -(-total // MAX_PAGE_SIZE)), 10**4))
+)
+
+
+@given(_total_and_parts)
+def test_plan_by_parts_never_exceeds_the_request(total_and_parts: tuple[int, int]) -> None:
+    total, parts = total_and_parts
     plan = plan_parts(total, parts=parts)
+    assert plan.attrs["batch_size"] <= MAX_PAGE_SIZE
     assert len(plan) <= parts
     assert int(plan["records"].sum()) == total
+
+
+def test_the_records_page_limit_is_10_000() -> None:
+    assert MAX_PAGE_SIZE == 10_000
+    plan = plan_parts(25_000, batch_size=MAX_PAGE_SIZE)
+    assert plan["records"].tolist() == [10_000, 10_000, 5_000]
+
+
+@pytest.mark.parametrize(
+    ("total", "kwargs", "message"),
+    [
+        (
+            1_000,
+            {"batch_size": 12_000},
+            "batch_size must be at most 10,000 (the records page limit), got 12000",
+        ),
+        (
+            100,
+            {"batch_size": 10_001},
+            "batch_size must be at most 10,000 (the records page limit), got 10001",
+        ),
+        (
+            24_000,
+            {"parts": 2},
+            "parts=2 gives 12,000 records per part, above the records page limit of 10,000; "
+            "use parts >= 3",
+        ),
+        (
+            10_001,
+            {"parts": 1},
+            "parts=1 gives 10,001 records per part, above the records page limit of 10,000; "
+            "use parts >= 2",
+        ),
+    ],
+)
+def test_plan_refuses_parts_larger_than_a_records_page(
+    total: int, kwargs: dict[str, int], message: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        plan_parts(total, **kwargs)
+
+
+@given(total=st.integers(10_001, 10**9))
+def test_the_suggested_part_count_fits_a_page(total: int) -> None:
+    with pytest.raises(ValueError, match=r"use parts >= (\d+)$") as info:
+        plan_parts(total, parts=1)
+    suggested = int(str(info.value).rsplit(" ", 1)[-1])
+    assert plan_parts(total, parts=suggested).attrs["batch_size"] <= MAX_PAGE_SIZE
+    with pytest.raises(ValueError, match="above the records page limit"):
+        plan_parts(total, parts=suggested - 1)
 
 
 def test_plan_is_vectorized_for_large_totals() -> None:
@@ -224,6 +284,14 @@ def test_what_if_zero_records_and_zero_costs() -> None:
         ({"batch_sizes": [100, 0]}, "batch_sizes must be a positive integer, got 0"),
         ({"batch_sizes": "100"}, "batch_sizes must be a positive integer or a list of them"),
         ({"batch_sizes": None}, "batch_sizes must be a positive integer or a list of them"),
+        (
+            {"batch_sizes": [1_000, 12_000]},
+            "batch_sizes must be at most 10,000 (the records page limit), got 12000",
+        ),
+        (
+            {"batch_sizes": 20_000},
+            "batch_sizes must be at most 10,000 (the records page limit), got 20000",
+        ),
         ({"concurrencies": [True]}, "concurrencies must be a positive integer, got True"),
         ({"concurrencies": -1}, "concurrencies must be a positive integer, got -1"),
         (

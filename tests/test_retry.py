@@ -18,6 +18,7 @@ from splitkit import (
     summarize,
 )
 from splitkit.api import Event
+from splitkit.api.errors import InvalidTransitionError
 from splitkit.retry import retry_failed, retryable_parts
 
 PARTS = 12
@@ -168,8 +169,9 @@ def test_a_settled_parent_cannot_be_retried(client: Client, split_job: Callable[
         retry_failed(client, parent_id, fixed, progress=False)
     # And the server itself refuses a part of a settled parent (what the message stands for).
     failed_part = outcomes.loc[outcomes["status"] == "failed", "job_id"].iloc[0]
-    with pytest.raises(Exception, match="400"):
+    with pytest.raises(InvalidTransitionError, match="400") as refused:
         client.retry_job(failed_part)
+    assert refused.value.job_id == failed_part
 
 
 def test_retry_again_after_a_second_failure(client: Client, split_job: Callable[[], str]) -> None:

@@ -9,13 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from splitkit.api import AsyncClient, Client, Event, Job
-from splitkit.outcomes import SettleResult, asettle, empty_outcomes, settle, summarize
+from splitkit.dispatch import Part, dispatch
+from splitkit.outcomes import (
+    SettleResult,
+    asettle,
+    empty_outcomes,
+    settle,
+    settle_decision,
+    summarize,
+)
+from splitkit.pipeline import split_parent, start_parent_job
+from splitkit.plan import plan_parts
 from splitkit.server import EmbeddedServer
 
 
@@ -192,4 +203,59 @@ def test_asettle(server: EmbeddedServer, client: Client, parent: Any) -> None:
     first, second = asyncio.run(main())
     assert first == SettleResult(parent_id, "failed", True, "1 of 3 parts failed, 0 canceled")
     assert (second.status, second.changed) == ("failed", False)
+    assert client.get_job(parent_id).status == "failed"
+
+
+def _split_from_a_plan(client: Client, server: EmbeddedServer, parts: int) -> str:
+    """A parent split the way dispatch() expects: each part's partData names its page."""
+    parent = start_parent_job(client, _sheet(server))
+    plan = plan_parts(client.get_counts(_sheet(server)).total, parts=parts)
+    split_parent(client, parent.id, plan)
+    return parent.id
+
+
+def test_settle_a_run_handle_waits_for_the_run(client: Client, server: EmbeddedServer) -> None:
+    parent_id = _split_from_a_plan(client, server, 3)
+    release = threading.Event()
+
+    def handler(part: Part) -> str:
+        release.wait(30)  # the run is still going when settle() is called
+        return "ok"
+
+    handle = dispatch(client, parent_id, handler, progress=False, wait=False)
+    with pytest.raises(ValueError, match="wait for the run"):
+        settle_decision(handle)  # never waits: the run is going, so it refuses
+    deadline = time.monotonic() + 30
+    while len(handle.outcomes) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)  # the engine lists the parts first
+    # Its outcomes now have parts that have not ended: settling from them is refused.
+    with pytest.raises(ValueError, match="3 parts have not ended; wait for the run"):
+        settle(client, parent_id, summarize(handle.outcomes))
+    assert client.get_job(parent_id).status not in {"complete", "failed", "canceled"}
+
+    threading.Timer(0.2, release.set).start()
+    result = settle(client, parent_id, handle)  # waits, then settles from the outcomes
+    assert handle.done
+    assert result == SettleResult(parent_id, "complete", True, "3 of 3 parts completed")
+    assert client.get_job(parent_id).status == "complete"
+
+
+def test_asettle_awaits_a_run_handle(server: EmbeddedServer, client: Client) -> None:
+    parent_id = _split_from_a_plan(client, server, 2)
+
+    def handler(part: Part) -> str:
+        if part.index == 1:
+            raise RuntimeError("rejected")
+        return "ok"
+
+    handle = dispatch(client, parent_id, handler, progress=False, wait=False)
+
+    async def main() -> SettleResult:
+        async with AsyncClient(
+            server.url, server.token, environment_id=server.environment_id
+        ) as async_client:
+            return await asettle(async_client, parent_id, handle)
+
+    result = asyncio.run(main())
+    assert result == SettleResult(parent_id, "failed", True, "1 of 2 parts failed, 0 canceled")
     assert client.get_job(parent_id).status == "failed"

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import ipaddress
 import logging
 import random
 import time
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -45,6 +47,21 @@ POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
 # creating a job or inserting records twice would duplicate them.
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"})
 _SNIPPET = 300
+
+
+def is_loopback(url: str) -> bool:
+    """Whether ``url`` points at this machine (``localhost``, ``127.x.x.x``, ``::1``).
+
+    Such URLs are sent directly, never through a proxy from ``HTTP(S)_PROXY``: a
+    proxy elsewhere cannot reach this machine's loopback (the embedded server).
+    """
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def dumps(value: Any) -> bytes:
@@ -94,9 +111,11 @@ def _error_details(response: httpx.Response) -> tuple[Any, str, str | None]:
             message = detail if isinstance(detail, str) else orjson.dumps(body).decode()
     elif text.strip():
         message = " ".join(text.split())
-    if len(message) > _SNIPPET:
-        message = message[:_SNIPPET] + "…"
     return body, message or response.reason_phrase or f"HTTP {response.status_code}", key
+
+
+def _clip(message: str) -> str:
+    return message[:_SNIPPET] + "…" if len(message) > _SNIPPET else message
 
 
 class BaseClient:
@@ -147,7 +166,8 @@ class BaseClient:
         try:
             return op.parse(response.content)
         except (ValueError, KeyError, TypeError) as exc:
-            snippet = response.text[:_SNIPPET]
+            # Redacted whole, then cut: a cut could leave part of the token behind.
+            snippet = self._redact(response.text)[:_SNIPPET]
             raise ApiError(
                 op.method,
                 op.path,
@@ -159,7 +179,8 @@ class BaseClient:
     def _error(self, op: Operation[Any], response: httpx.Response) -> ApiError:
         status = response.status_code
         body, message, key = _error_details(response)
-        message = self._redact(message)
+        message = _clip(self._redact(message))  # redacted before the cut: no token half left
+        body = self._redact_body(body)
         args = (op.method, op.path, status, message, body)
         retry_after = retry_after_seconds(response.headers.get("Retry-After"))
         if status in (401, 403):
@@ -195,6 +216,16 @@ class BaseClient:
     def _redact(self, text: str) -> str:
         # A server might echo the Authorization header back; never let it into a message.
         return text.replace(self._config.token, "***")
+
+    def _redact_body(self, body: Any) -> Any:
+        """An error body with the token replaced in every string, keys and nested values too."""
+        if isinstance(body, str):
+            return self._redact(body)
+        if isinstance(body, dict):
+            return {self._redact_body(k): self._redact_body(v) for k, v in body.items()}
+        if isinstance(body, list | tuple):
+            return type(body)(self._redact_body(item) for item in body)
+        return body
 
     # -- retrying ---------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from httpx_aiohttp import AiohttpTransport
 from tenacity import AsyncRetrying
 
 from splitkit.api import operations as ops
-from splitkit.api._base import POOL_LIMITS, BaseClient
+from splitkit.api._base import POOL_LIMITS, BaseClient, is_loopback
 from splitkit.api.config import ClientConfig, RetryPolicy
 from splitkit.api.models import Event, Job, RecordCounts
 from splitkit.api.operations import Flow, Operation
@@ -73,6 +73,9 @@ class AsyncClient(BaseClient):
             headers=self._headers(),
             timeout=config.timeout,
             transport=transport,
+            # Never a proxy from the environment for loopback (the embedded server); the
+            # default aiohttp transport reads no proxy variables at all.
+            trust_env=not is_loopback(config.base_url),
         )
 
     @classmethod

@@ -16,7 +16,7 @@ import pandas as pd
 from tenacity import Retrying
 
 from splitkit.api import operations as ops
-from splitkit.api._base import POOL_LIMITS, BaseClient
+from splitkit.api._base import POOL_LIMITS, BaseClient, is_loopback
 from splitkit.api.config import ClientConfig, RetryPolicy
 from splitkit.api.models import Event, Job, RecordCounts
 from splitkit.api.operations import Flow, Operation
@@ -56,6 +56,8 @@ class Client(BaseClient):
             timeout=config.timeout,
             limits=POOL_LIMITS,
             transport=transport,
+            # Proxies from the environment, but never for loopback (the embedded server).
+            trust_env=not is_loopback(config.base_url),
         )
 
     @classmethod

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Sequence
 from typing import Any
@@ -10,8 +9,15 @@ from typing import Any
 import httpx
 import pandas as pd
 
+from splitkit._checks import (
+    callable_handler,
+    non_empty_str,
+    non_negative_int,
+    positive_int,
+    positive_number,
+)
 from splitkit.api import AsyncClient, Client, ClientConfig
-from splitkit.dispatch.controls import Controls, check_concurrency
+from splitkit.dispatch.controls import Controls, running_loop
 from splitkit.dispatch.engine import Engine
 from splitkit.dispatch.executors import (
     DaskExecutor,
@@ -83,17 +89,12 @@ def dispatch(
     proxies).
     """
     config = _config_of(client)
-    if not isinstance(parent_job_id, str) or not parent_job_id:
-        raise ValueError(f"parent_job_id must be a job id string, got {parent_job_id!r}")
-    if not callable(handler):
-        raise TypeError(f"handler must be callable (a function of one Part), got {handler!r}")
-    check_concurrency(concurrency)
-    if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
-    ):
-        raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        raise ValueError(f"retries must be a non-negative integer, got {retries!r}")
+    non_empty_str("parent_job_id", parent_job_id, what="a job id string")
+    callable_handler(handler)
+    positive_int("concurrency", concurrency)
+    if timeout is not None:
+        positive_number("timeout", timeout)
+    non_negative_int("retries", retries)
     if plan is not None and not isinstance(plan, pd.DataFrame):
         raise TypeError(f"plan must be a DataFrame from plan_parts(), got {type(plan).__name__}")
     if executor is not None and not isinstance(executor, Executor):
@@ -104,7 +105,7 @@ def dispatch(
     ):
         raise TypeError(f"retry_on must be a tuple of exception classes, got {retry_on!r}")
 
-    in_loop = _loop_running()
+    in_loop = running_loop() is not None
     show_panel = in_loop and _in_notebook() if panel is None else panel
     all_observers = list(observers)
     panel_widget = None
@@ -160,14 +161,6 @@ def _config_of(client: Client | AsyncClient | ClientConfig) -> ClientConfig:
         "client must be a splitkit Client, AsyncClient or ClientConfig, "
         f"got {type(client).__name__}"
     )
-
-
-def _loop_running() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
 
 
 def _in_notebook() -> bool:

@@ -11,18 +11,14 @@ import asyncio
 import threading
 from collections.abc import Callable
 
-
-def check_concurrency(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"concurrency must be a positive integer, got {value!r}")
-    return value
+from splitkit._checks import positive_int
 
 
 class Controls:
     """The run's steering wheel. Safe to call from any thread, before or during the run."""
 
     def __init__(self, concurrency: int) -> None:
-        self._limit = check_concurrency(concurrency)
+        self._limit = positive_int("concurrency", concurrency)
         self._paused = False
         self._cancelled = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -61,7 +57,7 @@ class Controls:
 
     def set_concurrency(self, value: int) -> None:
         """Change how many parts may run at once, while the run goes on."""
-        value = check_concurrency(value)
+        value = positive_int("concurrency", value)
         self._apply(lambda: setattr(self, "_limit", value))
 
     def _apply(self, change: Callable[[], None]) -> None:
@@ -70,7 +66,7 @@ class Controls:
             if loop is None or loop.is_closed():
                 change()  # not running (yet, or any more): nothing waits on the state
                 return
-        if _running_loop() is loop:
+        if running_loop() is loop:
             self._changed_now(change)
         else:
             loop.call_soon_threadsafe(self._changed_now, change)
@@ -118,7 +114,8 @@ class Controls:
                 self._changed.notify_all()
 
 
-def _running_loop() -> asyncio.AbstractEventLoop | None:
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop running in this thread, if any (Jupyter's kernel has one)."""
     try:
         return asyncio.get_running_loop()
     except RuntimeError:

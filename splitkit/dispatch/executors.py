@@ -14,6 +14,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
+from splitkit._checks import positive_int
 from splitkit.dispatch.part import Part
 
 Handler = Callable[[Part], Any]
@@ -98,10 +99,8 @@ class _PoolExecutor:
 
 
 def _check_workers(max_workers: int | None) -> None:
-    if max_workers is not None and (
-        isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1
-    ):
-        raise ValueError(f"max_workers must be a positive integer or None, got {max_workers!r}")
+    if max_workers is not None:
+        positive_int("max_workers", max_workers)
 
 
 class ThreadExecutor(_PoolExecutor):

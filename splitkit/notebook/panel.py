@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
+from splitkit._checks import positive_int, positive_number
 from splitkit.dispatch.progress import REDRAW_INTERVAL_S
 from splitkit.dispatch.state import RunState
 
@@ -60,12 +61,16 @@ class ControlPanel:
 
     `dispatch()` does all of that in a notebook. To watch a run started with `panel=False`,
     pass a panel in `observers=[panel]` and `bind()` it to the returned handle.
+
+    `redraw_interval_s` is the least time between two redraws (0 redraws on every change);
+    `max_concurrency` is the slider's top (raised to the run's concurrency if that is more).
     """
 
     def __init__(
         self, *, redraw_interval_s: float = REDRAW_INTERVAL_S, max_concurrency: int = 32
     ) -> None:
-        self._interval = redraw_interval_s
+        self._interval = positive_number("redraw_interval_s", redraw_interval_s, allow_zero=True)
+        max_concurrency = positive_int("max_concurrency", max_concurrency)
         self._handle: RunHandle | None = None
         self._state: RunState | None = None
         self._ended_before = 0  # parts ended by earlier runs: not this run's pace

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numbers
+import operator
+import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +24,21 @@ class ServerConfig:
     max_parts: int = 100_000
 
     def __post_init__(self) -> None:
-        if not self.token:
-            raise ValueError("token must be a non-empty string, got ''")
-        if self.max_parts < 1:
-            raise ValueError(f"max_parts must be a positive integer, got {self.max_parts}")
+        if not isinstance(self.db_path, str | os.PathLike) or not str(self.db_path).strip():
+            raise ValueError(
+                f"db_path must be a file path (str or Path), got {self.db_path!r}; "
+                "the SQLite file is created if missing"
+            )
+        if not isinstance(self.token, str) or not self.token.strip():
+            # Never echo the value: it may be a real secret.
+            shown = "''" if self.token == "" else type(self.token).__name__
+            raise ValueError(
+                f"token must be a non-empty string, got {shown}; leave it out to generate one"
+            )
+        if (
+            isinstance(self.max_parts, bool)
+            or not isinstance(self.max_parts, numbers.Integral)
+            or self.max_parts < 1
+        ):
+            raise ValueError(f"max_parts must be a positive integer, got {self.max_parts!r}")
+        object.__setattr__(self, "max_parts", operator.index(self.max_parts))

@@ -9,6 +9,9 @@ restarts, or leave it None for a temporary one that ``stop()`` removes.
 
 from __future__ import annotations
 
+import numbers
+import operator
+import os
 import secrets
 import shutil
 import socket
@@ -29,6 +32,21 @@ from .store import Store
 _START_TIMEOUT_S = 15.0
 
 
+def _integer(name: str, value: object, low: int | None, high: int | None, meaning: str) -> int:
+    """``value`` as an int within [low, high]; numpy integers welcome, bools refused."""
+    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    number = operator.index(value) if ok else 0  # type: ignore[arg-type]
+    if ok and (low is None or number >= low) and (high is None or number <= high):
+        return number
+    if low == 0 and high is None:
+        kind = "a non-negative integer"
+    elif low is not None and high is not None:
+        kind = f"an integer from {low} to {high}"
+    else:
+        kind = "an integer"
+    raise ValueError(f"{name} must be {kind} ({meaning}), got {value!r}")
+
+
 class EmbeddedServer:
     """A running server: ``.url`` (with ``/v1``), ``.token``, ``.environment_id`` and, when a
     sample or generated records were asked for, ``.space_id``, ``.workbook_id``, ``.sheet_id``.
@@ -47,8 +65,31 @@ class EmbeddedServer:
     ) -> None:
         if sample is not None and records is not None:
             raise ValueError("pass sample or records, not both")
-        if records is not None and (isinstance(records, bool) or records < 0):
-            raise ValueError(f"records must be a non-negative integer, got {records!r}")
+        if records is not None:
+            records = _integer(
+                "records", records, 0, None, "the number of records to generate, or None"
+            )
+        if sample is not None and (not isinstance(sample, str) or not sample.strip()):
+            raise ValueError(
+                f"sample must be the name of a CSV in data/samples (e.g. 'contacts') or None, "
+                f"got {sample!r}"
+            )
+        if db_path is not None and (
+            not isinstance(db_path, str | os.PathLike) or not str(db_path).strip()
+        ):
+            raise ValueError(
+                f"db_path must be a file path (str or Path) or None for a temporary database, "
+                f"got {db_path!r}"
+            )
+        if token is not None and (not isinstance(token, str) or not token.strip()):
+            shown = "''" if token == "" else type(token).__name__  # never echo a secret
+            raise ValueError(
+                f"token must be a non-empty string or None (None generates one), got {shown}"
+            )
+        if not isinstance(host, str) or not host.strip():
+            raise ValueError(f"host must be an address to bind like '127.0.0.1', got {host!r}")
+        port = _integer("port", port, 0, 65_535, "0 picks a free port")
+        seed = _integer("seed", seed, None, None, "the generator's seed")
         self.db_path = None if db_path is None else Path(db_path)
         self.token = token or secrets.token_urlsafe(24)
         self.host, self.port = host, port
@@ -154,8 +195,11 @@ class EmbeddedServer:
             if not self.running or time.monotonic() > deadline:
                 raise RuntimeError(f"the embedded server did not start on {self.root_url}")
             time.sleep(0.01)
+        # trust_env=False: a loopback probe must not go through an HTTP(S)_PROXY.
         response = httpx.get(
-            f"{self.url}/environments", headers={"Authorization": f"Bearer {self.token}"}
+            f"{self.url}/environments",
+            headers={"Authorization": f"Bearer {self.token}"},
+            trust_env=False,
         )
         if response.status_code != 200:
             raise RuntimeError(f"the embedded server answers {response.status_code} at {self.url}")

@@ -129,3 +129,32 @@ def closed_port_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}/v1"
+
+
+async def _echo_authorization(request: Request) -> Response:
+    """Answers ``GET /v1/jobs/<kind>`` with the request's Authorization header inside the
+    body, the way a careless proxy or debug server might."""
+    auth = request.headers.get("authorization", "")
+    kind = request.path_params["kind"]
+    if kind == "json":  # a 400 with the header in the message, keys and nested values
+        body: Any = {
+            "errors": [{"message": f"refused: {auth}", "key": "auth"}],
+            "request": {"headers": {"authorization": auth}, "seen": [auth, {"again": auth}]},
+            auth: "as a key",
+        }
+        return Response(orjson.dumps(body), 400, media_type="application/json")
+    if kind == "text":  # a 400 in plain text
+        return Response(f"refused: {auth}", 400, media_type="text/plain")
+    if kind == "long":  # the token across the 300-character cut (15 characters before it)
+        return Response(f"{'x' * 277} {auth} tail", 400, media_type="text/plain")
+    # a 200 whose body is not JSON: the "unexpected response body" snippet, same cut
+    return Response(f"<html>{'x' * 271} {auth}</html>", 200, media_type="text/html")
+
+
+@pytest.fixture(scope="session")
+def echo_url() -> Iterator[str]:
+    """Base URL (``.../v1``) of a server that echoes the Authorization header in its bodies:
+    ``GET /jobs/json``, ``/jobs/text``, ``/jobs/long`` (400s) and ``/jobs/odd`` (200)."""
+    app = Starlette(routes=[Route("/v1/jobs/{kind}", _echo_authorization, methods=["GET"])])
+    with serve(app) as url:
+        yield url + "/v1"

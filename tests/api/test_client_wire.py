@@ -313,3 +313,38 @@ def test_list_parts_pages_through_the_wire(scripted: Any, call: Call) -> None:
         "parentId=us_jb_1&pageNumber=1&pageSize=2",
         "parentId=us_jb_1&pageNumber=2&pageSize=2",
     ]
+
+
+def _strings(value: Any) -> list[str]:
+    """Every string in a decoded body: keys, values, nested."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in (*_strings(k), *_strings(v))]
+    if isinstance(value, list | tuple):
+        return [s for item in value for s in _strings(item)]
+    return []
+
+
+@pytest.mark.parametrize("kind", ["json", "text", "long", "odd"])
+def test_an_echoed_token_is_redacted_everywhere(echo_url: str, call: Call, kind: str) -> None:
+    # The server puts our Authorization header in its body: in the message, in the
+    # decoded body (keys and nested values), and across the 300-character cut.
+    with pytest.raises(ApiError) as info:
+        call(echo_url, "get_job", kind)
+    error = info.value
+    shown = [str(error), repr(error), error.message, *map(str, error.args), *_strings(error.body)]
+    for text in shown:
+        assert TOKEN not in text
+        assert TOKEN[:12] not in text  # not even the part before a cut
+    assert "***" in str(error.body)
+    if kind == "json":
+        assert isinstance(error, BadRequestError)
+        assert error.key == "auth"
+        assert error.body["request"] == {
+            "headers": {"authorization": "Bearer ***"},
+            "seen": ["Bearer ***", {"again": "Bearer ***"}],
+        }
+        assert error.body["Bearer ***"] == "as a key"
+    if kind == "odd":
+        assert "unexpected response body" in str(error)

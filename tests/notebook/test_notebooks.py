@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +21,9 @@ from nbclient import NotebookClient
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 NAMES = ["01-quickstart.ipynb", "02-batch-size-lab.ipynb", "03-part-outcomes.ipynb"]
 KERNEL = "splitkit-test"
-CELL_TIMEOUT_S = 60  # the whole notebook runs in well under a minute; one cell must too
+# Generous on purpose: a cell that hangs fails the test, a slow machine does not. (No
+# wall-clock assertion on the notebooks: bench/ measures speed.)
+CELL_TIMEOUT_S = 120
 
 
 def test_the_notebooks_are_all_here() -> None:
@@ -62,6 +63,7 @@ def kernel_name(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # above the suite's 300 s: several slow cells must not cut it short
 @pytest.mark.parametrize("name", NAMES)
 def test_notebook_runs(name: str, kernel_name: str) -> None:
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
@@ -71,9 +73,7 @@ def test_notebook_runs(name: str, kernel_name: str) -> None:
         timeout=CELL_TIMEOUT_S,
         resources={"metadata": {"path": str(NOTEBOOKS)}},
     )
-    started = time.monotonic()
     client.execute()  # raises CellExecutionError on the first cell that errs
-    elapsed = time.monotonic() - started
 
     for index, cell in enumerate(nb.cells):
         for output in cell.get("outputs", []):
@@ -82,5 +82,3 @@ def test_notebook_runs(name: str, kernel_name: str) -> None:
     for cell in finals:
         (result,) = [o for o in cell.outputs if o.output_type == "execute_result"]
         assert result.data["text/plain"] == "'complete'", f"{name}: the parent did not complete"
-    # Generous against a slow CI machine; locally each takes a fraction of this.
-    assert elapsed < 90, f"{name} took {elapsed:.0f} s; the notebooks should stay quick"

@@ -1,0 +1,132 @@
+"""connect(): the embedded server when no key is set, Flatfile when one is; cleanup and proxies."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import re
+import warnings
+import weakref
+from pathlib import Path
+
+import pytest
+
+import splitkit
+from splitkit import AsyncClient, Client, Connection, connect
+from splitkit.api._base import is_loopback
+
+KEYS = ("FLATFILE_API_KEY", "FLATFILE_BEARER_TOKEN")
+
+
+@pytest.fixture
+def no_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """connect() reads os.environ: make sure it picks the embedded server."""
+    for key in KEYS:
+        monkeypatch.delenv(key, raising=False)
+
+
+def test_embedded_connection_works_and_closes_once(no_key: None) -> None:
+    with connect(records=10) as conn:
+        assert conn.embedded
+        assert conn.sheet_id is not None
+        assert conn.client.get_counts(conn.sheet_id).total == 10
+        server = conn.server
+    assert conn.closed
+    assert not server.running
+    conn.close()  # idempotent: nothing left to close, no error
+    assert conn.closed
+
+
+def test_an_unclosed_connection_stops_its_server_when_collected(no_key: None) -> None:
+    conn = connect(records=10)
+    server = conn.server
+    database = Path(server.store.path)
+    assert server.running and database.exists()
+    ref = weakref.ref(conn)
+    del conn
+    gc.collect()
+    # The cleanup held no reference to the Connection: it was collected, and its server
+    # stopped (thread joined, temporary database removed).
+    assert ref() is None
+    assert not server.running
+    assert not database.exists()
+
+
+def test_the_real_platform_without_sheet_id_warns() -> None:
+    env = {"FLATFILE_API_KEY": "sk_test", "FLATFILE_API_URL": "http://127.0.0.1:9"}
+    with pytest.warns(
+        UserWarning, match=re.escape("conn.sheet_id is None; pass connect(sheet_id=")
+    ):
+        conn = connect(env)
+    with conn:
+        assert not conn.embedded and conn.sheet_id is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with connect(env, sheet_id="us_sh_1") as named:
+            assert named.sheet_id == "us_sh_1"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"records": "10"}, ValueError, "records must be a non-negative integer, got '10'"),
+        ({"records": -1}, ValueError, "records must be a non-negative integer, got -1"),
+        ({"records": True}, ValueError, "records must be a non-negative integer, got True"),
+        ({"sample": ""}, ValueError, "sample must be a sample name like 'contacts' or None"),
+        ({"sheet_id": 3}, ValueError, "sheet_id must be a sheet id string or None, got 3"),
+        ({"env": ["FLATFILE_API_KEY"]}, TypeError, "env must be a mapping like os.environ"),
+    ],
+)
+def test_connect_checks_its_arguments(
+    kwargs: dict[str, object], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=re.escape(message)):
+        connect(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_connection_needs_a_client() -> None:
+    with pytest.raises(TypeError, match="client must be a splitkit Client, got NoneType"):
+        Connection(None)  # type: ignore[arg-type]
+
+
+# -- proxies -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def dead_proxy(monkeypatch: pytest.MonkeyPatch, no_key: None) -> None:
+    """Every proxy variable points at a port where nothing answers."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_the_embedded_server_is_reached_directly_despite_a_proxy(dead_proxy: None) -> None:
+    with splitkit.connect(records=10) as conn:  # the server's start-up probe, then the client
+        assert conn.sheet_id is not None
+        assert conn.client.get_counts(conn.sheet_id).total == 10
+        with Client(conn.config.base_url, conn.config.token) as other:
+            assert len(other.list_environments()) == 1
+
+        async def listed() -> int:
+            async with AsyncClient(conn.config.base_url, conn.config.token) as client:
+                return len(await client.list_environments())
+
+        assert asyncio.run(listed()) == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "loopback"),
+    [
+        ("http://127.0.0.1:8000/v1", True),
+        ("http://127.1.2.3/v1", True),
+        ("http://localhost:8000/v1", True),
+        ("http://LOCALHOST/v1", True),
+        ("http://[::1]:8000/v1", True),
+        ("https://api.x.flatfile.com/v1", False),
+        ("http://10.0.0.5/v1", False),
+        ("http://localhost.example.com/v1", False),
+    ],
+)
+def test_only_loopback_urls_skip_the_proxy(url: str, loopback: bool) -> None:
+    assert is_loopback(url) is loopback
