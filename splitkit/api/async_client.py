@@ -183,6 +183,14 @@ class AsyncClient(BaseClient):
             ops.get_records(sheet_id, page_number=page_number, page_size=page_size)
         )
 
+    async def get_records_raw(
+        self, sheet_id: str, *, page_number: int = 1, page_size: int = 10_000
+    ) -> bytes:
+        """One page of records as the response body, unparsed (``records_frame`` reads it)."""
+        return await self._send(
+            ops.get_records_raw(sheet_id, page_number=page_number, page_size=page_size)
+        )
+
     async def insert_records(
         self, sheet_id: str, records: pd.DataFrame | Sequence[Mapping[str, Any]]
     ) -> int:

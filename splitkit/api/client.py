@@ -161,6 +161,14 @@ class Client(BaseClient):
         """One page of records: columns ``_id``, ``_valid``, then one per field."""
         return self._send(ops.get_records(sheet_id, page_number=page_number, page_size=page_size))
 
+    def get_records_raw(
+        self, sheet_id: str, *, page_number: int = 1, page_size: int = 10_000
+    ) -> bytes:
+        """One page of records as the response body, unparsed (``records_frame`` reads it)."""
+        return self._send(
+            ops.get_records_raw(sheet_id, page_number=page_number, page_size=page_size)
+        )
+
     def insert_records(
         self, sheet_id: str, records: pd.DataFrame | Sequence[Mapping[str, Any]]
     ) -> int:

@@ -256,6 +256,19 @@ def get_counts(sheet_id: str) -> Operation[RecordCounts]:
 def get_records(
     sheet_id: str, *, page_number: int = 1, page_size: int = MAX_RECORDS_PAGE_SIZE
 ) -> Operation[pd.DataFrame]:
+    return _records_page(sheet_id, page_number, page_size, records_frame)
+
+
+def get_records_raw(
+    sheet_id: str, *, page_number: int = 1, page_size: int = MAX_RECORDS_PAGE_SIZE
+) -> Operation[bytes]:
+    """The page's response body as it came: for parsing later, or elsewhere."""
+    return _records_page(sheet_id, page_number, page_size, bytes)
+
+
+def _records_page(
+    sheet_id: str, page_number: int, page_size: int, parse: Callable[[bytes], T]
+) -> Operation[T]:
     path = f"/sheets/{_segment('sheet_id', sheet_id)}/records"
     query = encode_query(
         {
@@ -263,7 +276,7 @@ def get_records(
             "page_size": _int_in("page_size", page_size, 1, MAX_RECORDS_PAGE_SIZE),
         }
     )
-    return Operation("GET", path, records_frame, query)
+    return Operation("GET", path, parse, query)
 
 
 def insert_records(

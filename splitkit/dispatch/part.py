@@ -3,31 +3,51 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
+from splitkit.api import records_frame
+
 ProgressSink = Callable[[str, float, str | None], None]
 
 
-@dataclass
 class Part:
     """One part of a split parent job, as a handler sees it.
 
-    `records` holds this part's page of the sheet (columns `_id`, `_valid`, then one per
-    field). Call `progress()` to report how far the handler is; it is forwarded to the part
-    job on the server (throttled) when the handler runs in this process, and ignored where it
+    `records` is this part's page of the sheet as a DataFrame (columns `_id`, `_valid`,
+    then one per field). It is parsed on first use, in the process where the handler runs:
+    a handler that never reads it pays nothing, and a process or Dask worker parses it
+    there rather than receiving a pickled frame.
+
+    Call `progress()` to report how far the handler is; it is forwarded to the part job on
+    the server (throttled) when the handler runs in this process, and ignored where it
     cannot be (a process or Dask worker).
     """
 
-    job_id: str
-    parent_id: str
-    index: int
-    part_data: Mapping[str, Any]
-    records: pd.DataFrame
-    attempt: int = 1
-    _sink: ProgressSink | None = field(default=None, repr=False, compare=False)
+    def __init__(
+        self,
+        job_id: str,
+        parent_id: str,
+        index: int,
+        part_data: Mapping[str, Any],
+        records: pd.DataFrame | bytes,
+        attempt: int = 1,
+        sink: ProgressSink | None = None,
+    ) -> None:
+        self.job_id = job_id
+        self.parent_id = parent_id
+        self.index = index
+        self.part_data = part_data
+        self.attempt = attempt
+        self._records = records
+        self._sink = sink
+
+    @property
+    def records(self) -> pd.DataFrame:
+        if isinstance(self._records, bytes):
+            self._records = records_frame(self._records)
+        return self._records
 
     def progress(self, fraction: float, info: str | None = None) -> None:
         """Report progress as a fraction in [0, 1], with an optional short message."""
@@ -46,3 +66,9 @@ class Part:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+
+    def __repr__(self) -> str:
+        return (
+            f"Part(index={self.index}, job_id={self.job_id!r}, parent_id={self.parent_id!r}, "
+            f"attempt={self.attempt})"
+        )

@@ -151,7 +151,7 @@ async def _attempt(
         part_data=dict(job.part_data or {}),
         records=await fetch_records(client, job, page_number, page_size),
         attempt=attempt,
-        _sink=sink,
+        sink=sink,
     )
     try:
         result = await asyncio.wait_for(executor.run(handler, part), options.timeout_s)
@@ -243,13 +243,14 @@ def part_index(job: Job) -> int:
 
 async def fetch_records(
     client: AsyncClient, job: Job, page_number: int, page_size: int
-) -> pd.DataFrame:
-    """The part's page of its sheet; an empty frame for a job whose source is not a sheet
-    (a part of a file or workbook job has no records to read)."""
+) -> pd.DataFrame | bytes:
+    """The part's page of its sheet, unparsed (`Part.records` parses it when first read);
+    an empty frame for a job whose source is not a sheet (a part of a file or workbook job
+    has no records to read)."""
     source = str(job.source or "")
     if not source.startswith(SHEET_ID_PREFIX):
         return pd.DataFrame(columns=["_id", "_valid"])
-    return await client.get_records(source, page_number=page_number, page_size=page_size)
+    return await client.get_records_raw(source, page_number=page_number, page_size=page_size)
 
 
 def result_as_outcome(result: Any, index: int) -> tuple[str, dict[str, Any]]:

@@ -100,3 +100,22 @@ def test_parts_run_on_a_dask_cluster(client: Client, split_job) -> None:
 
 def valid_count(part: Part) -> str:
     return f"valid={int(part.records['_valid'].sum())}"
+
+
+def test_records_are_parsed_only_when_a_handler_reads_them(
+    server, client: Client, split_job
+) -> None:
+    parent_id, _ = split_job(batch_size=1000, total=2000)
+    seen: dict[int, object] = {}
+
+    def handler(part: Part) -> None:
+        seen[part.index] = part._records  # what arrived, before anyone read it
+        if part.index == 1:
+            frame = part.records
+            expected = client.get_records(server.sheet_id, page_number=2, page_size=1000)
+            assert frame.equals(expected)
+            assert part.records is frame  # parsed once
+
+    handle = dispatch(client, parent_id, handler, progress=False, wait=True)
+    assert set(handle.outcomes["status"]) == {"completed"}, handle.outcomes["error"].tolist()
+    assert all(isinstance(raw, bytes) for raw in seen.values())
