@@ -174,9 +174,18 @@ def noop(part: Part) -> None:
     return None
 
 
-def run_splitkit(info: ServerInfo, parent_id: str, concurrency: int, parts: int) -> None:
+def read_records(part: Part) -> None:
+    """A no-op that reads its records: the DataFrame parse is paid, as in real handlers."""
+    part.records  # noqa: B018 - reading it is the point
+
+
+def run_splitkit(
+    info: ServerInfo, parent_id: str, concurrency: int, parts: int, handler: Any = noop
+) -> None:
     config = ClientConfig(info.url, info.token, info.environment_id)
-    handle = dispatch(config, parent_id, noop, concurrency=concurrency, progress=False, wait=True)
+    handle = dispatch(
+        config, parent_id, handler, concurrency=concurrency, progress=False, wait=True
+    )
     outcomes = handle.wait()  # the frame the run ended with, not a new one
     done = int((outcomes["status"] == "completed").sum())
     if done != parts:
@@ -284,7 +293,14 @@ SDK = "flatfile SDK, sequential"
 SPLITKIT = "splitkit `dispatch()`"
 FLOOR = "floor: raw httpx + aiohttp"
 FLOOR_PARSE = "floor + `records_frame` (ref.)"
-SHORT = {SDK: "sdk", SPLITKIT: "splitkit", FLOOR: "floor", FLOOR_PARSE: "floor+parse"}
+SPLITKIT_READ = "splitkit, handler reads `part.records`"
+SHORT = {
+    SDK: "sdk",
+    SPLITKIT: "splitkit",
+    SPLITKIT_READ: "splitkit+read",
+    FLOOR: "floor",
+    FLOOR_PARSE: "floor+parse",
+}
 
 
 @dataclass
@@ -312,7 +328,7 @@ class Series:
 
 def bench_dispatch(args: argparse.Namespace, info: ServerInfo) -> tuple[list[Series], str]:
     plan = plan_parts(args.parts * args.batch, batch_size=args.batch)
-    kinds = [SPLITKIT, FLOOR] + ([FLOOR_PARSE] if args.floor_parse else [])
+    kinds = [SPLITKIT, FLOOR] + ([SPLITKIT_READ, FLOOR_PARSE] if args.floor_parse else [])
     series = {(SDK, None): Series(SDK, None)}
     for c in args.concurrency:
         for kind in kinds:
@@ -326,6 +342,8 @@ def bench_dispatch(args: argparse.Namespace, info: ServerInfo) -> tuple[list[Ser
         assert c is not None
         if kind == SPLITKIT:
             run_splitkit(info, parent_id, c, parts)
+        elif kind == SPLITKIT_READ:
+            run_splitkit(info, parent_id, c, parts, handler=read_records)
         else:
             run_floor(info, parent_id, args.batch, c, parts, parse=kind == FLOOR_PARSE)
 

@@ -116,3 +116,7 @@ def _import_handler(spec: str) -> Callable[..., object]:
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":  # python -m splitkit.cli
+    main()
