@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from splitkit._checks import boolean, non_empty_str
+from splitkit.api.models import TERMINAL_STATUSES
 
 __all__ = [
     "COMPLETED",
@@ -88,7 +89,7 @@ OUTCOME_DTYPES: dict[str, Any] = {
 OPTIONAL_OUTCOME_DTYPES: dict[str, Any] = {"worker": "Int64", "traceback": "str"}
 
 #: Job statuses after which nothing changes (Flatfile spells them this way).
-TERMINAL_JOB_STATUSES = frozenset({"complete", "failed", "canceled"})
+TERMINAL_JOB_STATUSES = TERMINAL_STATUSES  # the server's ended statuses, as the client has them
 #: Spellings of "completed" in outcomes and payloads (the wire says ``complete``).
 COMPLETED = frozenset({"completed", "complete"})
 

@@ -14,16 +14,17 @@ from __future__ import annotations
 from typing import Any
 
 from splitkit._checks import boolean, callable_handler, instance_of, non_empty_str
-from splitkit.api import Client, Job
+from splitkit.api import TERMINAL_STATUSES, Client, Job
 from splitkit.api.errors import BadRequestError
 from splitkit.dispatch import RunHandle, dispatch
 from splitkit.dispatch.executors import Handler
+from splitkit.dispatch.steps import part_index
 
 __all__ = ["retry_failed", "retryable_parts"]
 
 # The part statuses the server will move back to `ready` (Flatfile spells them this way).
 RETRYABLE = frozenset({"failed", "canceled"})
-ENDED = frozenset({"complete", "failed", "canceled"})
+ENDED = TERMINAL_STATUSES
 
 
 def retryable_parts(
@@ -50,7 +51,7 @@ def retryable_parts(
             "(splitkit.split_parent)"
         )
     wanted = {"failed", "canceled"} if include_canceled else {"failed"}
-    return sorted((job for job in parts if job.status in wanted), key=lambda job: job.part or 0)
+    return sorted((job for job in parts if job.status in wanted), key=part_index)
 
 
 def retry_failed(
