@@ -131,6 +131,7 @@ class Listener:
         self.routes: list[Route] = []
         self.errors: list[HandlerError] = []
         self.handled = 0
+        self.polls = 0  # how often the events were listed (a busy loop shows here)
         self._since = since
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._stop = threading.Event()
@@ -164,14 +165,17 @@ class Listener:
         # backlog drains is seen by the polling below (and de-duplicated by id if both see it).
         cursor = self._since or datetime.now(UTC) - timedelta(seconds=1)
 
-        def handle_new(client: AsyncClient, events: list[Event]) -> None:
+        def handle_new(client: AsyncClient, events: list[Event]) -> int:
+            new = 0
             for event in events:
                 if event.id in self._seen:
                     continue
+                new += 1
                 self._remember(event.id)
                 task = asyncio.create_task(self._handle(client, semaphore, event))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
+            return new
 
         async with AsyncClient.from_config(self.config) as client:
             backlog_done = not self.acknowledge  # nothing is acknowledged: no backlog
@@ -186,8 +190,9 @@ class Listener:
                     events = []
                 for event in events:
                     cursor = max(cursor, event.created_at - timedelta(milliseconds=1))
-                handle_new(client, events)
-                if not events:
+                # The overlap re-reads the newest events: only unseen ones skip the pause,
+                # else the listener would poll without rest once any event exists.
+                if not handle_new(client, events):
                     await asyncio.sleep(self.poll_interval)
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
@@ -214,6 +219,7 @@ class Listener:
             self._thread.join(timeout)
 
     async def _poll(self, client: AsyncClient, since: datetime) -> list[Event]:
+        self.polls += 1
         """Every event after `since`, acknowledged or not (acknowledged ones are skipped
         when handled, so a listener with `acknowledge=False` still sees them)."""
         return await self._pages(client, since=since, include_acknowledged=True)

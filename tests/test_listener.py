@@ -295,3 +295,18 @@ def test_listener_checks_its_arguments(
         Listener(client, **kwargs)  # type: ignore[arg-type]
     with pytest.raises(error, match=re.escape(message)):
         multipart_listener(client, handler, **kwargs)  # type: ignore[arg-type]
+
+
+def test_an_idle_listener_rests_between_polls(sheet_server: EmbeddedServer) -> None:
+    with Client(sheet_server.url, sheet_server.token) as client:
+        listener = Listener(client, poll_interval=0.2).start()
+        try:
+            client.create_job("sheet", "submitLargeSheet", sheet_server.sheet_id)  # events exist
+            time.sleep(0.5)
+            before = listener.polls
+            time.sleep(1.0)
+            during_rest = listener.polls - before
+        finally:
+            listener.stop()
+    # About 5 polls a second at rest; a listener that never rests polls hundreds of times.
+    assert 1 <= during_rest <= 25
