@@ -31,6 +31,8 @@ class LiveRuns:
     def claim(self, base_url: str, parent_id: str, handle: RunHandle) -> None:
         key = (base_url, parent_id)
         with self._lock:
+            # Forget finished runs: their handles (and outcome rows) belong to the caller.
+            self._runs = {k: run for k, run in self._runs.items() if not run.done}
             current = self._runs.get(key)
             if current is not None and not current.done:
                 raise RuntimeError(
@@ -38,10 +40,6 @@ class LiveRuns:
                     "wait for it, or cancel() it, before starting another"
                 )
             self._runs[key] = handle
-
-    def get(self, base_url: str, parent_id: str) -> RunHandle | None:
-        with self._lock:
-            return self._runs.get((base_url, parent_id))
 
 
 live_runs = LiveRuns()
