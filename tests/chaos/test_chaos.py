@@ -242,13 +242,13 @@ def test_listener_through_the_proxy_processes_every_part_once_and_settles_once(
             label = f"listener{number}"
             rounds.append(label)
             listener = multipart_listener(
-                config, calls.handler(label), batch_size=4, poll_interval=0.05
+                config, calls.handler(label), batch_size=4, poll_interval=0.05, concurrency=64
             )
             listener.start()
             try:
                 _wait_until_quiet(direct, view, parent_id)
             finally:
-                listener.stop()
+                listener.stop(90)
             if direct.get_job(parent_id).status in ("complete", "failed"):
                 break
         injected = dict(proxy.injected)
