@@ -30,7 +30,7 @@ from splitkit.api.frames import records_body, records_frame
 from splitkit.api.models import Event, Job, RecordCounts
 
 # The endpoint functions are used as `operations.get_job(...)`; only the types are re-exported.
-__all__ = ["IDEMPOTENT_METHODS", "Flow", "Operation", "Page"]
+__all__ = ["Flow", "Operation", "Page"]
 
 T = TypeVar("T")
 R = TypeVar("R")
