@@ -17,8 +17,9 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
-from faultproxy import FaultProxy
+from faultproxy import KINDS, FaultProxy
 
 from splitkit.api import (
     AsyncClient,
@@ -288,3 +289,50 @@ def test_maybe_processed_survives_pickling() -> None:
         again = pickle.loads(pickle.dumps(error))
         assert again.maybe_processed is True and str(again) == str(error)
         assert NOT_RETRIED in str(again)
+
+
+# -- the proxy itself (tests/faultproxy.py), for the tests built on it ------------------------
+
+
+def _outcomes(proxy: FaultProxy, token: str, seed: int) -> list[str]:
+    """What 60 plain GETs through the proxy got, in order, under random faults."""
+    proxy.clear()
+    rates = {kind: 0.1 for kind in KINDS}
+    proxy.randomize(rates, seed=seed, methods=["GET"])
+    seen: list[str] = []
+    with httpx.Client(base_url=proxy.url, headers={"Authorization": f"Bearer {token}"}) as http:
+        for _ in range(60):
+            try:
+                seen.append(str(http.get("/environments").status_code))
+            except httpx.TransportError as exc:
+                seen.append(type(exc).__name__)
+    return seen
+
+
+def test_random_faults_follow_the_seed_and_are_counted(server: Any, proxy: FaultProxy) -> None:
+    first = _outcomes(proxy, server.token, seed=3)
+    injected = dict(proxy.injected)
+    assert _outcomes(proxy, server.token, seed=3) == first  # same seed, same faults in order
+    assert dict(proxy.injected) == injected
+    assert _outcomes(proxy, server.token, seed=4) != first
+    # Every kind shows up in 60 draws at 10% each for this seed, and is counted as what it is.
+    proxy.clear()
+    first = _outcomes(proxy, server.token, seed=3)
+    assert set(proxy.injected) == set(KINDS)
+    assert first.count("429") == proxy.injected["429"]
+    assert first.count("503") == proxy.injected["503"]
+    assert first.count("500") == proxy.injected["500"]
+    assert first.count("502") == proxy.injected["502_after_forward"]
+    not_forwarded = sum(proxy.injected[k] for k in ("429", "500", "503", "reset"))
+    assert proxy.received_count("GET") == 60
+    assert proxy.forwarded_count("GET", "/v1/environments") == 60 - not_forwarded
+    assert first.count("200") == 60 - sum(proxy.injected.values()) + proxy.injected["latency"]
+
+
+def test_proxy_refuses_unknown_faults(proxy: FaultProxy) -> None:
+    with pytest.raises(ValueError, match=r"fault must be one of"):
+        proxy.script(faults=["teapot"])
+    with pytest.raises(ValueError, match=r"sum to at most 1"):
+        proxy.randomize({"500": 0.7, "reset": 0.7})
+    with pytest.raises(ValueError, match=r"rates keys must be among"):
+        proxy.randomize({"slow": 0.1})
