@@ -1,11 +1,26 @@
 """What ``Client`` and ``AsyncClient`` share; nothing here does I/O.
 
 Headers, request bodies, mapping an ``httpx.Response`` to a result or to a
-typed error, and the retry policy (tenacity): connection failures (for a
-POST only when it never left), 429 and 5xx are retried, a bounded number of
-times; when the answer carries
-``Retry-After`` (429, a busy 503) the wait is that, capped at
-``RetryPolicy.max_wait``.
+typed error, naming what went wrong when no answer came, and the retry policy
+(tenacity).
+
+What is resent: 429, a 503 carrying ``Retry-After`` (the server says it did
+not process the request), and a connection that could not be made (the
+request never left), for every request; any other 5xx, and a connection
+reset, closed or timed out after the request was sent, only for an
+idempotent ``Operation`` (GET, PUT, PATCH, DELETE, and the acks). A POST that
+fails in such a doubtful way raises at once with ``maybe_processed=True``: the
+server may have carried it out, and sending it again could create twice what
+it creates. When the answer carries ``Retry-After`` the wait is that, capped
+at ``RetryPolicy.max_wait``.
+
+The most requests one client call makes: ``RetryPolicy.attempts`` (default
+4), the first try included; a call that pages (``list_parts``) makes at most
+that many per page. Nothing else in splitkit resends a request. One addition
+below splitkit: under ``AsyncClient`` aiohttp itself resends an idempotent
+request (GET, PUT, DELETE; never a POST) once when the connection drops
+before an answer (RFC 9112 §9.3.1), so such a call can make up to
+2 × ``attempts`` requests when connections keep dropping.
 """
 
 from __future__ import annotations
@@ -16,7 +31,8 @@ import ipaddress
 import logging
 import random
 import time
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -43,9 +59,6 @@ log = logging.getLogger("splitkit.api")
 
 # Generous: the dispatch engine runs many parts at once over one client.
 POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
-# Methods safe to send twice. A POST is resent only when it certainly never left:
-# creating a job or inserting records twice would duplicate them.
-IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"})
 _SNIPPET = 300
 
 
@@ -194,24 +207,34 @@ class BaseClient:
         if status == 429:
             return RateLimitedError(*args, key=key, retry_after=retry_after)
         if status >= 500:
-            return ServerError(*args, key=key, retry_after=retry_after)
+            # Only a 503 with Retry-After says "not processed, come back"; after any other
+            # 5xx (a gateway's 502 may follow a forwarded request) the work may be done.
+            unprocessed = status == 503 and retry_after is not None
+            doubtful = not op.idempotent and not unprocessed
+            return ServerError(*args, key=key, retry_after=retry_after, maybe_processed=doubtful)
         return ApiError(*args, key=key)
 
-    def _connection_failed(
-        self, op: Operation[Any], exc: BaseException, *, sent: bool
-    ) -> ConnectionFailedError:
-        # Name the root cause: transports re-wrap (aiohttp's errors all become httpx ones).
-        cause = exc.__cause__ or exc
-        timed_out = isinstance(exc, httpx.TimeoutException | TimeoutError)
-        if timed_out and sent:
-            reason = f"no answer within {self._config.timeout:g} s ({type(cause).__name__})"
-        else:
-            detail = str(cause) or type(cause).__name__
-            reason = f"cannot connect or connection lost ({type(cause).__name__}: {detail})"
-        if sent and op.method not in IDEMPOTENT:
-            reason += f"; not retried: the server may have run this {op.method}"
+    def _connection_failed(self, op: Operation[Any], failure: Failure) -> ConnectionFailedError:
+        name = type(failure.cause).__name__
+        detail = f"{name}: {str(failure.cause) or name}"
+        timeout = self._config.timeout
+        reason = {
+            "refused": f"cannot connect ({detail})",
+            "connect_timeout": f"cannot connect within {timeout:g} s ({name})",
+            "pool_timeout": f"no free connection within {timeout:g} s ({name})",
+            "timeout": f"no answer within {timeout:g} s ({name})",
+            "reset": f"connection reset by the server before an answer ({detail})",
+            "closed": f"connection closed by the server before an answer ({detail})",
+            "lost": f"connection lost ({detail})",
+        }[failure.kind]
         url = self._config.base_url + op.path
-        return ConnectionFailedError(op.method, url, self._redact(reason), request_sent=sent)
+        return ConnectionFailedError(
+            op.method,
+            url,
+            self._redact(reason),
+            request_sent=failure.sent,
+            maybe_processed=failure.sent and not op.idempotent,
+        )
 
     def _redact(self, text: str) -> str:
         # A server might echo the Authorization header back; never let it into a message.
@@ -230,7 +253,11 @@ class BaseClient:
     # -- retrying ---------------------------------------------------------------------------
 
     def _retry_options(self) -> dict[str, Any]:
-        """Keyword arguments for tenacity's ``Retrying`` / ``AsyncRetrying``."""
+        """Keyword arguments for tenacity's ``Retrying`` / ``AsyncRetrying``.
+
+        At most ``RetryPolicy.attempts`` sends of one request: the most requests
+        one client call makes (per page for a paging call).
+        """
         return {
             "retry": retry_if_exception(_retryable),
             "stop": stop_after_attempt(self._config.retry.attempts),
@@ -248,9 +275,63 @@ class BaseClient:
 
 
 def _retryable(exc: BaseException) -> bool:
-    if isinstance(exc, ConnectionFailedError):
-        return not exc.request_sent or exc.method in IDEMPOTENT
-    return isinstance(exc, RateLimitedError | ServerError)
+    # Whether a failure leaves a non-idempotent request in doubt is decided once, where
+    # the error is made (``maybe_processed``); such a request is never resent.
+    if isinstance(exc, ConnectionFailedError | RateLimitedError | ServerError):
+        return not exc.maybe_processed
+    return False
+
+
+# -- naming a failure without an answer -------------------------------------------------------
+
+FailureKind = Literal[
+    "refused", "connect_timeout", "pool_timeout", "timeout", "reset", "closed", "lost"
+]
+# OS errors that mean the peer tore the connection down.
+RESET_ERRORS = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """What happened to a request that got no answer.
+
+    ``sent`` is False only when the request certainly never left (no connection
+    was made); ``cause`` is the error to name in the message.
+    """
+
+    kind: FailureKind
+    sent: bool
+    cause: BaseException
+
+
+def causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what it was raised from, outermost first (transports re-wrap errors)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not seen for seen in chain):
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def httpx_failure(exc: BaseException) -> Failure:
+    """Name an httpx transport error (or a bare ``TimeoutError``)."""
+    # httpx wraps httpcore's error of the same name: show that, it carries the OS detail.
+    cause = exc.__cause__ or exc
+    if isinstance(exc, httpx.ConnectTimeout):
+        return Failure("connect_timeout", False, cause)
+    if isinstance(exc, httpx.PoolTimeout):
+        return Failure("pool_timeout", False, cause)
+    if isinstance(exc, httpx.ConnectError):
+        return Failure("refused", False, cause)
+    if isinstance(exc, httpx.TimeoutException | TimeoutError):
+        return Failure("timeout", True, cause)
+    if any(isinstance(e, RESET_ERRORS) for e in causes(exc)):
+        return Failure("reset", True, cause)
+    if isinstance(exc, httpx.RemoteProtocolError) and "disconnected" in str(exc).lower():
+        # httpcore: "Server disconnected without sending a response."
+        return Failure("closed", True, cause)
+    return Failure("lost", True, cause)
 
 
 def _has_key(body: Any, key: str) -> bool:

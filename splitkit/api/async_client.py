@@ -20,7 +20,15 @@ from httpx_aiohttp import AiohttpTransport
 from tenacity import AsyncRetrying
 
 from splitkit.api import operations as ops
-from splitkit.api._base import POOL_LIMITS, BaseClient, is_loopback
+from splitkit.api._base import (
+    POOL_LIMITS,
+    RESET_ERRORS,
+    BaseClient,
+    Failure,
+    causes,
+    httpx_failure,
+    is_loopback,
+)
 from splitkit.api.config import ClientConfig, RetryPolicy
 from splitkit.api.models import Event, Job, RecordCounts
 from splitkit.api.operations import Flow, Operation
@@ -33,14 +41,24 @@ T = TypeVar("T")
 _TRANSPORT_ERRORS = (httpx.TransportError, aiohttp.ClientError, TimeoutError)
 
 
-def _maybe_sent(exc: BaseException) -> bool:
-    """False when the request certainly never left: the connection was not made."""
-    # The transport maps aiohttp's errors loosely (a dropped connection becomes
-    # httpx.ConnectTimeout), so judge by the aiohttp error underneath when there is one.
-    cause = exc.__cause__ if isinstance(exc.__cause__, aiohttp.ClientError) else exc
-    if isinstance(cause, aiohttp.ClientError):
-        return not isinstance(cause, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
-    return not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+def _failure(exc: BaseException) -> Failure:
+    """Name what happened, judged by the aiohttp error underneath when there is one."""
+    # The transport maps aiohttp's errors loosely (a connection the server closed becomes
+    # httpx.ConnectTimeout), so its httpx class alone would misname the failure.
+    cause = next((e for e in causes(exc) if isinstance(e, aiohttp.ClientError)), None)
+    if cause is None:
+        return httpx_failure(exc)
+    if isinstance(cause, aiohttp.ConnectionTimeoutError):
+        return Failure("connect_timeout", False, cause)
+    if isinstance(cause, aiohttp.ClientConnectorError):
+        return Failure("refused", False, cause)
+    if isinstance(cause, aiohttp.ServerTimeoutError):
+        return Failure("timeout", True, cause)
+    if isinstance(cause, aiohttp.ServerDisconnectedError):
+        return Failure("closed", True, cause)
+    if any(isinstance(e, RESET_ERRORS) for e in causes(cause)):
+        return Failure("reset", True, cause)
+    return Failure("lost", True, cause)
 
 
 class AsyncClient(BaseClient):
@@ -109,7 +127,7 @@ class AsyncClient(BaseClient):
         try:
             response = await self._http.request(op.method, op.path, **self._request_kwargs(op))
         except _TRANSPORT_ERRORS as exc:
-            raise self._connection_failed(op, exc, sent=_maybe_sent(exc)) from exc
+            raise self._connection_failed(op, _failure(exc)) from exc
         return self._result(op, response)
 
     async def _send(self, op: Operation[T]) -> T:

@@ -16,7 +16,7 @@ import pandas as pd
 from tenacity import Retrying
 
 from splitkit.api import operations as ops
-from splitkit.api._base import POOL_LIMITS, BaseClient, is_loopback
+from splitkit.api._base import POOL_LIMITS, BaseClient, httpx_failure, is_loopback
 from splitkit.api.config import ClientConfig, RetryPolicy
 from splitkit.api.models import Event, Job, RecordCounts
 from splitkit.api.operations import Flow, Operation
@@ -24,9 +24,6 @@ from splitkit.api.operations import Flow, Operation
 __all__ = ["Client"]
 
 T = TypeVar("T")
-
-# httpx errors raised before a single byte of the request went out.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 class Client(BaseClient):
@@ -88,8 +85,7 @@ class Client(BaseClient):
         try:
             response = self._http.request(op.method, op.path, **self._request_kwargs(op))
         except httpx.TransportError as exc:
-            sent = not isinstance(exc, _NOT_SENT)
-            raise self._connection_failed(op, exc, sent=sent) from exc
+            raise self._connection_failed(op, httpx_failure(exc)) from exc
         return self._result(op, response)
 
     def _send(self, op: Operation[T]) -> T:

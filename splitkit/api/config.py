@@ -30,10 +30,18 @@ def _positive(name: str, value: object, *, allow_zero: bool = False) -> float:
 class RetryPolicy:
     """How often and how patiently to retry a failed request.
 
-    ``attempts`` counts every try, the first included (1 = never retry).
+    ``attempts`` counts every try, the first included (1 = never retry): it
+    is the most requests one client call makes (a paging call such as
+    ``list_parts``: per page). No other layer of splitkit resends requests
+    (aiohttp, under ``AsyncClient``, may resend a GET, PUT or DELETE once more
+    per attempt on a dropped connection; never a POST).
     The wait before retry *n* is ``initial * 2**(n-1)`` plus up to ``jitter``
-    seconds, capped at ``max_wait``; a 429's ``Retry-After`` replaces it
-    (capped too).
+    seconds, capped at ``max_wait``; the ``Retry-After`` of a 429 or 503
+    replaces it (capped too).
+
+    What is resent at all is decided per request: see ``splitkit.api._base``.
+    A POST that may have been processed (a 500/502/504, or no answer after it
+    was sent) is never resent; it raises with ``maybe_processed=True``.
     """
 
     attempts: int = 4

@@ -43,15 +43,33 @@ TRIGGERS = ("immediate", "manual")
 Params = tuple[tuple[str, str], ...]
 
 
+# Methods HTTP defines as safe to send twice (RFC 9110 §9.2.2).
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"})
+
+
 @dataclass(frozen=True, slots=True)
 class Operation(Generic[T]):
-    """One request and the reader of its answer. ``json=None`` sends no body."""
+    """One request and the reader of its answer. ``json=None`` sends no body.
+
+    ``idempotent`` says whether sending the request twice has the effect of
+    sending it once, so the client may resend it after a doubtful failure (a
+    500/502/504, or an answer lost after sending). Left as None it follows the
+    method (``IDEMPOTENT_METHODS``: a POST is not); after construction it is
+    always a bool.
+    """
 
     method: str
     path: str
     parse: Callable[[bytes], T]
     params: Params = ()
     json: Any = None
+    idempotent: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.idempotent is None:
+            object.__setattr__(self, "idempotent", self.method in IDEMPOTENT_METHODS)
+        elif not isinstance(self.idempotent, bool):
+            raise ValueError(f"idempotent must be True, False or None, got {self.idempotent!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,7 +376,7 @@ def list_jobs(
     page = list_jobs_page(
         parent_id=parent_id, page_number=page_number, page_size=page_size, **filters
     )
-    return Operation(page.method, page.path, _jobs, page.params)
+    return Operation(page.method, page.path, _jobs, page.params, idempotent=page.idempotent)
 
 
 def list_parts(parent_id: str, *, page_size: int = MAX_JOBS_PAGE_SIZE) -> Flow[list[Job]]:
@@ -402,7 +420,8 @@ def ack_job(job_id: str, *, info: str | None = None, progress: int | None = None
     body = _wire_fields({"info": _optional_str("info", info), "progress": progress})
     # An ack without details goes without a body, as the Node SDK sends it.
     path = f"/jobs/{_segment('job_id', job_id)}/ack"
-    return Operation("POST", path, _job, json=body or None)
+    # The server takes a second ack as an update (info, progress): safe to resend.
+    return Operation("POST", path, _job, json=body or None, idempotent=True)
 
 
 def _ending(
@@ -515,4 +534,6 @@ def get_event(event_id: str) -> Operation[Event]:
 
 
 def ack_event(event_id: str) -> Operation[None]:
-    return Operation("POST", f"/events/{_segment('event_id', event_id)}/ack", _nothing)
+    # Acknowledging an acknowledged event changes nothing: safe to resend.
+    path = f"/events/{_segment('event_id', event_id)}/ack"
+    return Operation("POST", path, _nothing, idempotent=True)
