@@ -123,7 +123,10 @@ def _check_workers(max_workers: int | None) -> None:
 
 
 class ThreadExecutor(_PoolExecutor):
-    """Every handler in a dedicated thread pool (async handlers get a loop of their own)."""
+    """Every handler in a dedicated thread pool (async handlers get a loop of their own).
+
+    A pool's threads are joined when the interpreter exits: a handler stuck for ever keeps
+    the process alive, where the default `LoopExecutor`'s daemon threads do not."""
 
     def __init__(self, max_workers: int | None = None) -> None:
         _check_workers(max_workers)
