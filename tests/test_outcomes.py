@@ -942,7 +942,8 @@ def test_summarize_refuses_a_parent_id_that_contradicts_the_data() -> None:
     frame = finished_outcomes()
     frame.attrs["parent_id"] = "us_jb_a"
     with pytest.raises(
-        ValueError, match=re.escape("parent_id is 'us_jb_x' but the outcomes are of parent 'us_jb_a'")
+        ValueError,
+        match=re.escape("parent_id is 'us_jb_x' but the outcomes are of parent 'us_jb_a'"),
     ):
         summarize(frame, parent_id="us_jb_x")
     event = {"context": {"jobId": "us_jb_e"}, "payload": COUNTS_PAYLOAD}
