@@ -329,7 +329,15 @@ def test_settle_refuses_the_outcomes_of_another_parent(
     job = client.get_job(b)
     assert (job.status, job.updated_at) == (b_before.status, b_before.updated_at)
     assert {part.status for part in client.list_parts(b)} <= OPEN
+
+    # B's parts ended just as A's did: the counts agree, only the parent id tells.
+    b_outcomes = dispatch(client, b, lambda part: "ok", progress=False).outcomes
+    assert summarize(b_outcomes)[["total", "completed"]].iloc[0].tolist() == [2, 2]
+    with pytest.raises(ValueError, match=f"the frame handed in is of parent {a}, not {b}"):
+        settle(client, b, summarize(a_outcomes))
+    assert client.get_job(b).status not in {"complete", "failed", "canceled"}
     assert settle(client, a, a_outcomes).changed
+    assert settle(client, b, b_outcomes).changed
 
 
 def test_settle_refuses_a_summary_whose_counts_differ_from_the_server(
