@@ -1108,9 +1108,19 @@ def test_settle_gives_up_after_a_bounded_number_of_sends(use_async: bool) -> Non
 
 
 @sync_and_async
-def test_settle_after_a_doubtful_answer_reports_another_settlers_end(use_async: bool) -> None:
-    client = DoubtfulClient(["other 502"], parts=_parts(3))
-    result = _run(client, use_async, _counts(3, 3))
+@pytest.mark.parametrize(
+    ("parts", "summary"),
+    [
+        (_parts(3), _counts(3, 3)),  # we complete; the other settler failed it
+        (_parts(2, 1), _counts(3, 2, 1)),  # we fail too, with another message: not ours
+    ],
+    ids=["other-status", "other-message"],
+)
+def test_settle_after_a_doubtful_answer_reports_another_settlers_end(
+    use_async: bool, parts: list[str], summary: pd.DataFrame
+) -> None:
+    client = DoubtfulClient(["other 502"], parts=parts)
+    result = _run(client, use_async, summary)
     assert result == SettleResult(
         "us_jb_p", "failed", False, "parent us_jb_p was already failed; unchanged"
     )
