@@ -15,8 +15,9 @@ Outcome and summary frames carry the id of the parent job whose parts they
 describe (see :func:`frame_parent_id`), so a frame cannot settle another parent.
 
 What settle does is decided by one pure function, :func:`settle_decision`,
-and carried out by one generator of client calls (the way httpx writes its
-auth flows) that a sync and an async loop both drive, so the two cannot drift.
+checked against the parent's parts on the server and carried out by one
+generator of client calls (the way httpx writes its auth flows) that a sync and
+an async loop both drive, so the two cannot drift.
 
 Example::
 
@@ -505,9 +506,11 @@ class SettleDecision:
 class SettleResult:
     """What :func:`settle` did to a parent job.
 
-    ``changed`` is False when the parent had already ended (settled before, or
-    by a concurrent settler that won the race); ``status`` is then its status
-    as read back, and ``message`` says so.
+    ``changed`` is True when this call ended the parent, including when the
+    answer to its request was lost and the parent was then read back ended as
+    asked (same status, same outcome message). It is False when the parent had
+    already ended (settled before, or by a concurrent settler that won the
+    race); ``status`` is then its status as read back, and ``message`` says so.
     """
 
     job_id: str
