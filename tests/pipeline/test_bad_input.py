@@ -25,6 +25,7 @@ from splitkit.api.errors import (
 )
 from splitkit.dispatch import PartOptions, steps
 from splitkit.dispatch.steps import most_requests
+from splitkit.pipeline import SplitMismatchError
 
 
 def noop(part: object) -> None:
@@ -46,13 +47,15 @@ def test_non_positive_or_non_integer_sizes(kwargs: dict[str, object], message: s
 
 
 def test_a_job_already_split_is_refused_naming_the_job(server, client: Client) -> None:
-    plan = plan_parts(1000, batch_size=500)
+    # Split again with the same plan, split_parent returns the parts (test_split_parent.py);
+    # with another plan, it is refused, naming the job.
     parent = start_parent_job(client, server.sheet_id)
-    split_parent(client, parent.id, plan)
-    with pytest.raises(InvalidTransitionError) as info:
-        split_parent(client, parent.id, plan)
+    split_parent(client, parent.id, plan_parts(1000, batch_size=500))
+    with pytest.raises(SplitMismatchError) as info:
+        split_parent(client, parent.id, plan_parts(1000, batch_size=250))
     assert parent.id in str(info.value)
-    assert "split" in str(info.value)
+    assert "already split" in str(info.value)
+    assert isinstance(info.value.__cause__, InvalidTransitionError)  # the server's refusal
 
 
 def test_an_empty_plan_is_not_split(server, client: Client) -> None:
