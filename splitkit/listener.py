@@ -241,6 +241,11 @@ class Listener:
         self._thread: threading.Thread | None = None
 
     @property
+    def remembered_ids(self) -> int:
+        """How many event ids the fallback cursor keeps (those inside its window)."""
+        return 0 if self._cursor is None else self._cursor.remembered
+
+    @property
     def errors(self) -> list[HandlerError]:
         """The latest `max_errors` handler errors, oldest first."""
         return list(self._errors)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +15,7 @@ import pytest
 
 from splitkit import Client, ClientConfig, Part
 from splitkit.api import Event, Job
+from splitkit.dispatch.steps import part_index
 from splitkit.listener import Listener, Route, multipart_listener
 from splitkit.server import EmbeddedServer
 
@@ -81,12 +85,17 @@ def test_the_seed_flow_as_a_listener(sheet_server: EmbeddedServer) -> None:
         try:
             # ...yet it finishes both jobs: it drains the unacknowledged events first.
             assert wait_for_settled(client, waiting.id) == "complete"
-            # Whichever listener ran its part 2 decides (the first one rejects part 2).
-            assert wait_for_settled(client, interrupted.id) in {"complete", "failed"}
-            assert {job.status for job in client.list_parts(interrupted.id)} <= {
-                "complete",
-                "failed",
-            }
+            # Whichever listener ran its part 2 decides (the first one rejects part 2, the
+            # second accepts everything): every other part completes, and the parent ends
+            # the way its part 2 did.
+            parent_status = wait_for_settled(client, interrupted.id)
+            parts = {part_index(job): job.status for job in client.list_parts(interrupted.id)}
+            assert sorted(parts) == list(range(6))
+            assert {i: s for i, s in parts.items() if i != 2} == dict.fromkeys(
+                [0, 1, 3, 4, 5], "complete"
+            )
+            assert parts[2] in {"complete", "failed"}
+            assert parent_status == ("failed" if parts[2] == "failed" else "complete")
         finally:
             second.stop()
         assert len(client.list_parts(waiting.id)) == 6
@@ -315,3 +324,74 @@ def test_an_idle_listener_rests_between_polls(sheet_server: EmbeddedServer) -> N
             listener.stop()
     # About 5 polls a second at rest; a listener that never rests polls hundreds of times.
     assert 1 <= during_rest <= 25
+
+
+# -- delivery under load: a cursor that cannot re-deliver, a bounded queue ---------------------
+
+
+def all_events(client: Client) -> list[Event]:
+    found: list[Event] = []
+    page = 1
+    while True:
+        batch = client.list_events(include_acknowledged=True, page_size=1000, page_number=page)
+        found.extend(batch)
+        if len(batch) < 1000:
+            return found
+        page += 1
+
+
+def split_events(client: Client, make_job: MakeJob, parts: int) -> set[str]:
+    """Split a new job into `parts` parts; the ids of its and its parts' events, after
+    checking that the split wrote its parts' events in one millisecond."""
+    parent = make_job()
+    client.ack_job(parent.id)
+    client.split_job(parent.id, parts)
+    jobs = {parent.id} | {job.id for job in client.list_parts(parent.id)}
+    ours = [e for e in all_events(client) if e.job_id in jobs]
+    part_ready = [e for e in ours if e.topic == "job:ready" and e.job_id != parent.id]
+    assert len(part_ready) == parts
+    assert len({e.created_at for e in part_ready}) == 1  # what defeated the old cursor
+    return {e.id for e in ours}
+
+
+def counting_listener(client: Client, **options: object) -> tuple[Listener, Counter[str]]:
+    calls: Counter[str] = Counter()
+    listener = Listener(client, poll_interval=0.02, **options)  # type: ignore[arg-type]
+    listener.on("job:*")(lambda event, api: calls.update([event.id]))
+    return listener, calls
+
+
+def handled_all_then_polled_more(
+    listener: Listener, calls: Counter[str], expected: set[str]
+) -> None:
+    wait_until(lambda: expected <= calls.keys(), f"handling {len(expected):,} events")
+    polls = listener.polls
+    wait_until(lambda: listener.polls >= polls + 3, "three more polls")  # chances to repeat
+
+
+@pytest.mark.parametrize("use_sequence", [True, False], ids=["sequence", "fallback"])
+def test_a_large_split_in_one_millisecond_is_handled_once(
+    client: Client, make_job: MakeJob, use_sequence: bool
+) -> None:
+    # acknowledge=False: acknowledged events are not skipped, so only the cursor and the
+    # de-duplication stand between a re-read and a second handling. overlap: 1 ms, the
+    # smallest window, as tight as the old cursor's.
+    listener, calls = counting_listener(
+        client, acknowledge=False, use_sequence=use_sequence, overlap=0.001
+    )
+    listener.start()
+    try:
+        expected = split_events(client, make_job, 2_500)
+        handled_all_then_polled_more(listener, calls, expected)
+        if not use_sequence:
+            # The fallback keeps every id of the newest window (the split's 2 events per
+            # part), and forgets them once the window has moved past them.
+            assert listener.remembered_ids >= 2 * 2_500
+            time.sleep(0.01)  # the next events are stamped at a later millisecond
+            make_job()
+            wait_until(lambda: listener.remembered_ids < 100, "the window moving on")
+    finally:
+        listener.stop()
+    repeated = {event_id: n for event_id, n in calls.items() if n > 1}
+    assert repeated == {}, f"{len(repeated):,} events handled more than once"
+    assert listener.errors == []
