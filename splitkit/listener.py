@@ -187,6 +187,8 @@ class Listener:
     forces the fallback, a `since` cursor re-reading the last `overlap` seconds with every
     id inside that window remembered (see the module docstring for its limits).
 
+    `page_size` is the events read per request (at most 1,000).
+
     `errors` keeps the latest `max_errors` handler errors (`error_count` counts them all).
     An `AuthError` (401/403) from the events API ends `run()` with that error, logged once;
     after `start()` it is in `failure` once the thread has ended.
@@ -205,6 +207,7 @@ class Listener:
         use_sequence: bool = True,
         queue_size: int | None = None,
         max_errors: int = DEFAULT_MAX_ERRORS,
+        page_size: int = EVENTS_PAGE_SIZE,
     ) -> None:
         instance_of(
             "client",
@@ -228,11 +231,18 @@ class Listener:
             self.concurrency if queue_size is None else positive_int("queue_size", queue_size)
         )
         self.max_errors = positive_int("max_errors", max_errors)
+        self.page_size = positive_int("page_size", page_size)
+        if self.page_size > EVENTS_PAGE_SIZE:
+            raise ValueError(
+                f"page_size must be at most {EVENTS_PAGE_SIZE:,} (the events API's largest "
+                f"page), got {page_size!r}"
+            )
         self.routes: list[Route] = []
         self._errors: deque[HandlerError] = deque(maxlen=self.max_errors)
         self.error_count = 0
         self.handled = 0
-        self.polls = 0  # how often the events were listed (a busy loop shows here)
+        self.queued = 0  # events read and handed to the workers' queue
+        self.polls = 0  # reads of the events, backlog included (a busy loop shows here)
         self.failure: BaseException | None = None  # what ended the last run, if anything
         self._since = since
         self._cursor: _Cursor | None = None
@@ -347,6 +357,7 @@ class Listener:
                 return None
             if cursor.admit(event):
                 await queue.put(event)
+                self.queued += 1
                 new += 1
         return new
 
@@ -366,13 +377,13 @@ class Listener:
             after = cursor.after
             if after is not None:
                 batch = await client.list_events(
-                    after_sequence=after, include_acknowledged=True, page_size=EVENTS_PAGE_SIZE
+                    after_sequence=after, include_acknowledged=True, page_size=self.page_size
                 )
             else:
                 batch = await client.list_events(
                     since=since,
                     include_acknowledged=True,
-                    page_size=EVENTS_PAGE_SIZE,
+                    page_size=self.page_size,
                     page_number=page,
                 )
             if batch:
@@ -382,7 +393,7 @@ class Listener:
                 return new
             new += queued
             # A full page means more; a sequence cursor that did not move would re-read it.
-            if len(batch) < EVENTS_PAGE_SIZE or (after is not None and cursor.after == after):
+            if len(batch) < self.page_size or (after is not None and cursor.after == after):
                 break
             page += 1
         cursor.advance(newest)
@@ -399,23 +410,24 @@ class Listener:
         and what failed before. By sequence when the server has one (acknowledging while
         handling does not move a sequence cursor); else every page is read before any is
         handled, because acknowledging would shift the later pages."""
+        self.polls += 1
         held: list[Event] = []
         page, last = 1, None
         while True:
             if last is not None:
                 batch = await client.list_events(
-                    after_sequence=last, include_acknowledged=False, page_size=EVENTS_PAGE_SIZE
+                    after_sequence=last, include_acknowledged=False, page_size=self.page_size
                 )
             else:
                 batch = await client.list_events(
-                    include_acknowledged=False, page_size=EVENTS_PAGE_SIZE, page_number=page
+                    include_acknowledged=False, page_size=self.page_size, page_number=page
                 )
             last = cursor.sequence(batch[-1]) if batch else None
             if last is None:
                 held.extend(batch)
             elif await self._queue(queue, cursor, batch, stopping) is None:
                 return
-            if len(batch) < EVENTS_PAGE_SIZE:
+            if len(batch) < self.page_size:
                 break
             page += 1
         await self._queue(queue, cursor, held, stopping)

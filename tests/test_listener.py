@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from splitkit import Client, ClientConfig, Part
-from splitkit.api import Event, Job
+from splitkit.api import AuthError, Event, Job
 from splitkit.dispatch.steps import part_index
 from splitkit.listener import Listener, Route, multipart_listener
 from splitkit.server import EmbeddedServer
@@ -300,6 +300,12 @@ def test_bad_listener_arguments() -> None:
             "since must be a timezone-aware datetime or None",
         ),
         (CONFIG, {"since": "2026-01-01"}, ValueError, "since must be a timezone-aware datetime"),
+        (CONFIG, {"overlap": 0}, ValueError, "overlap must be a positive number, got 0"),
+        (CONFIG, {"use_sequence": 1}, ValueError, "use_sequence must be True or False, got 1"),
+        (CONFIG, {"queue_size": 0}, ValueError, "queue_size must be a positive integer, got 0"),
+        (CONFIG, {"max_errors": -1}, ValueError, "max_errors must be a positive integer, got -1"),
+        (CONFIG, {"page_size": 0}, ValueError, "page_size must be a positive integer, got 0"),
+        (CONFIG, {"page_size": 1001}, ValueError, "page_size must be at most 1,000"),
     ],
 )
 def test_listener_checks_its_arguments(
@@ -395,3 +401,101 @@ def test_a_large_split_in_one_millisecond_is_handled_once(
     repeated = {event_id: n for event_id, n in calls.items() if n > 1}
     assert repeated == {}, f"{len(repeated):,} events handled more than once"
     assert listener.errors == []
+
+
+@pytest.mark.parametrize("use_sequence", [True, False], ids=["sequence", "fallback"])
+def test_a_large_backlog_is_handled_once_and_acknowledged(
+    client: Client, make_job: MakeJob, use_sequence: bool
+) -> None:
+    # The split comes before the listener: its events are the backlog (more than one
+    # page), and the polling that follows reads them again, acknowledged or not yet.
+    expected = split_events(client, make_job, 150)
+    listener, calls = counting_listener(
+        client,
+        use_sequence=use_sequence,
+        overlap=0.001,
+        page_size=100,  # 4 pages
+    )
+    listener.start()
+    try:
+        handled_all_then_polled_more(listener, calls, expected)
+    finally:
+        listener.stop()
+    assert {event_id: n for event_id, n in calls.items() if n > 1} == {}
+    unacknowledged = {e.id for e in client.list_events(page_size=1000)}
+    assert not unacknowledged & expected
+
+
+def test_the_work_queue_bounds_the_handlers_and_the_tasks(
+    client: Client, make_job: MakeJob
+) -> None:
+    started, running, most_running, most_tasks, most_waiting = 0, 0, 0, 0, 0
+
+    async def slow(event: Event, api: object) -> None:
+        nonlocal started, running, most_running, most_tasks, most_waiting
+        started += 1
+        running += 1
+        most_running = max(most_running, running)
+        most_tasks = max(most_tasks, len(asyncio.all_tasks()))
+        most_waiting = max(most_waiting, listener.queued - started)  # read, not yet started
+        await asyncio.sleep(0.001)
+        running -= 1
+
+    listener = Listener(client, poll_interval=0.02, acknowledge=False, concurrency=4, queue_size=10)
+    listener.on("job:*")(slow)
+    listener.start()
+    try:
+        expected = split_events(client, make_job, 1_000)
+        wait_until(lambda: started >= len(expected) // 2, "half the split's events")
+    finally:
+        listener.stop()
+    assert most_running <= 4
+    # The poller waits while the queue is full: 2,000 events were there to read at once.
+    assert most_waiting <= 10
+    # The run's task and its 4 workers (the HTTP client may add one or two), never one
+    # task per event read.
+    assert most_tasks <= 4 + 3, most_tasks
+
+
+def test_the_error_history_keeps_the_latest(client: Client, make_job: MakeJob) -> None:
+    jobs = [make_job().id for _ in range(8)]
+    ready_ids = [ready_event(client, job_id).id for job_id in jobs]
+
+    def broken(event: Event, api: object) -> None:
+        raise RuntimeError(f"refused {event.id}")
+
+    listener = Listener(client, poll_interval=0.02, concurrency=1, max_errors=5)
+    listener.on("job:ready")(broken)
+    run_once(listener, lambda: listener.error_count >= 8, "eight handler errors")
+    assert listener.error_count == 8
+    # One worker takes the backlog in order: the five kept are the last five.
+    assert [error.event_id for error in listener.errors] == ready_ids[-5:]
+    assert all(f"refused {e.event_id}" in e.error for e in listener.errors)
+
+
+def test_a_refused_token_stops_the_listener_with_one_error(
+    sheet_server: EmbeddedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    wrong = "not-the-token-" + sheet_server.token[:4]
+    listener = Listener(Client(sheet_server.url, wrong), poll_interval=0.01)
+    listener.on("job:*")(lambda event, api: None)
+    caplog.set_level(logging.DEBUG, logger="splitkit")
+    # A listener that kept retrying would return normally after 50 polls.
+    with pytest.raises(AuthError, match=r"GET /events → 401") as raised:
+        asyncio.run(listener.run(until=lambda: listener.polls >= 50))
+    assert listener.polls == 1
+    assert wrong not in str(raised.value) and wrong not in repr(raised.value)
+    records = [r for r in caplog.records if r.name.startswith("splitkit.listener")]
+    assert [(r.levelname, "401" in r.getMessage()) for r in records] == [("ERROR", True)]
+    assert "refused its token" in records[0].getMessage()
+    assert all(wrong not in r.getMessage() for r in caplog.records)
+
+
+def test_a_refused_token_ends_a_started_listener(sheet_server: EmbeddedServer) -> None:
+    listener = Listener(Client(sheet_server.url, "wrong-token"), poll_interval=0.01).start()
+    try:
+        wait_until(lambda: listener.failure is not None, "the listener giving up")
+    finally:
+        listener.stop()
+    assert isinstance(listener.failure, AuthError)
+    assert listener.polls == 1
