@@ -6,6 +6,9 @@ import httpx
 import pytest
 from server_helpers import all_events, create_sheet, data, errors, split_parent
 
+from splitkit import Client
+from splitkit.server import EmbeddedServer
+
 
 def test_sequences_follow_creation_order_and_after_sequence_pages_by_them(
     fresh_http: httpx.Client,
@@ -59,3 +62,17 @@ def test_acknowledging_does_not_move_the_after_sequence_pages(fresh_http: httpx.
 def test_a_bad_after_sequence_is_refused_naming_it(fresh_http: httpx.Client, bad: str) -> None:
     found = errors(fresh_http.get("/events", params={"afterSequence": bad}), 400)
     assert "afterSequence" in [error.get("key") for error in found], found
+
+
+def test_the_client_pages_by_after_sequence(
+    fresh_server: EmbeddedServer, fresh_http: httpx.Client
+) -> None:
+    sheet = create_sheet(fresh_http)
+    with Client(fresh_server.url, fresh_server.token) as client:
+        job = client.create_job("sheet", "audit", sheet["id"])
+        first, *rest = client.list_events(include_acknowledged=True)
+        after = first.raw["sequence"]
+        assert client.list_events(after_sequence=after, include_acknowledged=True) == rest
+        assert {e.job_id for e in rest} == {job.id}
+        with pytest.raises(ValueError, match="after_sequence must be a non-negative integer"):
+            client.list_events(after_sequence=-1)
