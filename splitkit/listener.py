@@ -148,9 +148,8 @@ class _Cursor:
 
     def advance(self, newest: datetime | None) -> None:
         """After a poll (never between its pages, which share one `since`)."""
-        if newest is None:
-            return
-        self.since = max(self.since, newest - self._overlap)
+        if newest is not None:
+            self.since = max(self.since, newest - self._overlap)
         while self._by_time and self._by_time[0][0] <= self.since:
             self._seen.discard(heapq.heappop(self._by_time)[1])
 

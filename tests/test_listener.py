@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -499,3 +502,28 @@ def test_a_refused_token_ends_a_started_listener(sheet_server: EmbeddedServer) -
         listener.stop()
     assert isinstance(listener.failure, AuthError)
     assert listener.polls == 1
+
+
+def test_splitkit_listen_ends_with_one_line_on_a_refused_token(
+    sheet_server: EmbeddedServer,
+) -> None:
+    wrong = "wrong-" + sheet_server.token[:6]
+    env = {
+        **os.environ,
+        "FLATFILE_API_KEY": wrong,
+        "FLATFILE_API_URL": sheet_server.url,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+    }
+    env.pop("FLATFILE_BEARER_TOKEN", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "splitkit.cli", "listen", "json:dumps"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,  # a guard: a listener that retried forever would never exit
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.count("refused its token") == 1, done.stderr
+    assert "401" in done.stderr and "Traceback" not in done.stderr
+    assert wrong not in done.stdout + done.stderr
