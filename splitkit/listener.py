@@ -568,6 +568,8 @@ def multipart_listener(
 
     @listener.on("job:parts-completed", job=job, is_part=False)
     async def settle_parent(event: Event, api: AsyncClient) -> None:
-        await asettle(api, str(event.context["jobId"]), summarize(parts_completed=event.payload))
+        parent_id = str(event.context["jobId"])
+        summary = summarize(parts_completed=event.payload, parent_id=parent_id)
+        await asettle(api, parent_id, summary)
 
     return listener
