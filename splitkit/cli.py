@@ -91,14 +91,17 @@ def listen(
 
     Connects with FLATFILE_API_KEY / FLATFILE_API_URL / FLATFILE_ENVIRONMENT_ID.
     """
-    from splitkit.api import ClientConfig
+    from splitkit.api import AuthError, ClientConfig
     from splitkit.listener import multipart_listener
 
     function = _import_handler(handler)
     config = ClientConfig.from_env()
     listener = multipart_listener(config, function, batch_size=batch_size, job=job)
     typer.echo(f"listening for {job} at {config.base_url} (Ctrl-C stops)")
-    listener.run_forever()
+    try:
+        listener.run_forever()
+    except AuthError:
+        raise typer.Exit(1) from None  # the listener has logged why, once
 
 
 def _import_handler(spec: str) -> Callable[..., object]:

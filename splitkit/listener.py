@@ -11,12 +11,36 @@
 `job:ready` splits it from a plan, each part's `job:ready` runs your handler on its
 records, and the parent's `job:parts-completed` settles it from the summary counts.
 
-Delivery is at least once (like Flatfile's own polling driver): events are de-duplicated
-by id while the listener runs, and acknowledged on the server once every handler for them
-succeeded, so a restarted listener does not redo them. On start a listener first drains
-the backlog, the events nobody acknowledged (those that came while no listener ran, and
-those whose handler failed), then follows new events. An event whose handler raised is
-not acknowledged (unless `ack_failed=True`): the next listener to start handles it again.
+Delivery is at least once (like Flatfile's own polling driver): within one run an event
+is handed to the handlers once, and it is acknowledged on the server once every handler
+for it succeeded, so a restarted listener does not redo it. On start a listener first
+drains the backlog, the events nobody acknowledged (those that came while no listener
+ran, and those whose handler failed), then follows new events. An event whose handler
+raised is not acknowledged (unless `ack_failed=True`): the next listener to start
+handles it again.
+
+The cursor. The embedded server numbers its events (an integer `sequence` on each, and
+`GET /events?afterSequence=N` lists the events after N in that order). When events carry
+a sequence, the listener pages by it: it never reads an event twice, however many events
+share one timestamp (a split writes all its parts' events in one millisecond).
+
+The fallback, for a server without sequences (the real platform): each poll asks for
+the events `since` the newest one seen minus `overlap` (default 5 s), so events that
+become visible a little late are still found, and every event id seen inside that
+window is kept and skipped when read again (pruned by event time, never by count), so
+nothing inside the window is handed over twice. Its limits: an event that becomes
+visible more than `overlap` after a newer event was seen is missed (by this listener;
+unacknowledged, it is in the next listener's backlog); memory and each poll's reading
+grow with the number of events inside the window (a 25,000-part split is re-read on
+every poll until newer events move the window on); and the backlog is paged by page
+number, so another listener acknowledging events while it is read can shift an event
+past this listener's view (the next start's backlog has it).
+
+Work: a fixed pool of `concurrency` worker tasks takes events from a bounded queue;
+the poller waits while the queue is full, so a large backlog is never materialised as
+tasks. Handler errors are kept in `errors`, the latest `max_errors` of them. A 401/403
+(`AuthError`) from the events API stops the listener: it is logged once and raised
+from `run()` (kept in `failure` for `start()`); retrying a refused token cannot help.
 """
 
 from __future__ import annotations
@@ -24,10 +48,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fnmatch
+import heapq
 import inspect
 import logging
 import threading
-from collections import OrderedDict
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -41,7 +66,7 @@ from splitkit._checks import (
     positive_int,
     positive_number,
 )
-from splitkit.api import AsyncClient, Client, ClientConfig, Event
+from splitkit.api import AsyncClient, AuthError, Client, ClientConfig, Event
 from splitkit.dispatch.executors import Executor, Handler, LoopExecutor
 from splitkit.dispatch.steps import PartOptions, PartSpec, describe_error, part_index, run_part
 from splitkit.outcomes import asettle, summarize
@@ -51,8 +76,15 @@ from splitkit.plan import MAX_PAGE_SIZE, plan_parts
 log = logging.getLogger("splitkit.listener")
 
 EventHandler = Callable[[Event, AsyncClient], Awaitable[Any] | Any]
-SEEN_IDS_KEPT = 50_000  # enough to de-duplicate the overlap between polls
 EVENTS_PAGE_SIZE = 1_000  # the events API's largest page
+DEFAULT_OVERLAP_S = 5.0  # as Flatfile's own polling driver (since = now - 5 s)
+DEFAULT_MAX_ERRORS = 1_000
+
+
+def event_sequence(event: Event) -> int | None:
+    """The event's `sequence` (the embedded server's cursor), or None (the real platform)."""
+    value = event.raw.get("sequence")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 @dataclass(frozen=True)
@@ -80,12 +112,61 @@ class HandlerError:
     traceback: str = field(repr=False)
 
 
+class _Cursor:
+    """Where the next read starts, and whether an event read is new (see the module doc).
+
+    With sequences: `after` (exclusive) moves to each new event's sequence, and anything
+    at or before it is old. Without: `since` (exclusive) trails the newest event polled by
+    `overlap`; `_seen` holds every id created after `since`, pruned as `since` moves on, so
+    an id is forgotten only once no read can return it again.
+    """
+
+    def __init__(self, since: datetime, overlap: timedelta, use_sequence: bool) -> None:
+        self.since = since
+        self.after: int | None = None
+        self._overlap = overlap
+        self._use_sequence = use_sequence
+        self._seen: set[str] = set()
+        self._by_time: list[tuple[datetime, str]] = []  # a heap: the oldest pruned first
+
+    def sequence(self, event: Event) -> int | None:
+        return event_sequence(event) if self._use_sequence else None
+
+    def admit(self, event: Event) -> bool:
+        """True the first time an event is read (the caller hands it over)."""
+        sequence = self.sequence(event)
+        if sequence is not None:
+            if self.after is not None and sequence <= self.after:
+                return False
+            self.after = sequence
+            return True
+        if event.id in self._seen:
+            return False
+        self._seen.add(event.id)
+        heapq.heappush(self._by_time, (event.created_at, event.id))
+        return True
+
+    def advance(self, newest: datetime | None) -> None:
+        """After a poll (never between its pages, which share one `since`)."""
+        if newest is not None:
+            self.since = max(self.since, newest - self._overlap)
+        while self._by_time and self._by_time[0][0] <= self.since:
+            self._seen.discard(heapq.heappop(self._by_time)[1])
+
+    @property
+    def remembered(self) -> int:
+        """How many ids the fallback keeps (tests read it: bounded by the window)."""
+        return len(self._seen)
+
+
 class Listener:
     """Polls `GET /events` and routes each new event to the handlers whose filter matches.
 
     `client` is a `Client`, an `AsyncClient` or a `ClientConfig` (the listener opens its own
     `AsyncClient` from its config). `poll_interval` is the pause in seconds when a poll
-    found nothing new; `concurrency` bounds the events handled at once.
+    found nothing new; `concurrency` is the number of worker tasks, so the events handled
+    at once; `queue_size` (default: `concurrency`) bounds the events read and waiting for a
+    worker: the poller waits while the queue is full.
 
     Acknowledging: with `acknowledge=True` (the default) an event is acknowledged on the
     server (`POST /events/{id}/ack`) once handled, and acknowledged events are skipped.
@@ -96,10 +177,20 @@ class Listener:
     kept in `errors`. Events no handler matches are left alone for other listeners.
 
     Start-up: with `acknowledge=True` the listener first drains the backlog, every
-    unacknowledged event however old (paged through, oldest first), then follows new
-    events from `since` (timezone-aware; default: a second before the start). With
+    unacknowledged event however old (oldest first), then follows new events from
+    `since` (timezone-aware; default: a second before the start). With
     `acknowledge=False` nothing is ever acknowledged, so there is no backlog to tell
     apart: only events from `since` on are handled.
+
+    The cursor: the server's event `sequence` when it has one; `use_sequence=False`
+    forces the fallback, a `since` cursor re-reading the last `overlap` seconds with every
+    id inside that window remembered (see the module docstring for its limits).
+
+    `page_size` is the events read per request (at most 1,000).
+
+    `errors` keeps the latest `max_errors` handler errors (`error_count` counts them all).
+    An `AuthError` (401/403) from the events API ends `run()` with that error, logged once;
+    after `start()` it is in `failure` once the thread has ended.
     """
 
     def __init__(
@@ -111,6 +202,11 @@ class Listener:
         acknowledge: bool = True,
         ack_failed: bool = False,
         since: datetime | None = None,
+        overlap: float = DEFAULT_OVERLAP_S,
+        use_sequence: bool = True,
+        queue_size: int | None = None,
+        max_errors: int = DEFAULT_MAX_ERRORS,
+        page_size: int = EVENTS_PAGE_SIZE,
     ) -> None:
         instance_of(
             "client",
@@ -128,14 +224,40 @@ class Listener:
                 "since must be a timezone-aware datetime or None, got "
                 f"{since!r}; e.g. datetime.now(UTC) - timedelta(minutes=5)"
             )
+        self.overlap = timedelta(seconds=positive_number("overlap", overlap))
+        self.use_sequence = boolean("use_sequence", use_sequence)
+        self.queue_size = (
+            self.concurrency if queue_size is None else positive_int("queue_size", queue_size)
+        )
+        self.max_errors = positive_int("max_errors", max_errors)
+        self.page_size = positive_int("page_size", page_size)
+        if self.page_size > EVENTS_PAGE_SIZE:
+            raise ValueError(
+                f"page_size must be at most {EVENTS_PAGE_SIZE:,} (the events API's largest "
+                f"page), got {page_size!r}"
+            )
         self.routes: list[Route] = []
-        self.errors: list[HandlerError] = []
+        self._errors: deque[HandlerError] = deque(maxlen=self.max_errors)
+        self.error_count = 0
         self.handled = 0
-        self.polls = 0  # how often the events were listed (a busy loop shows here)
+        self.queued = 0  # events read and handed to the workers' queue
+        self.polls = 0  # reads of the events, backlog included (a busy loop shows here)
+        self.failure: BaseException | None = None  # what ended the last run, if anything
         self._since = since
-        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._cursor: _Cursor | None = None
+        self._fatal: AuthError | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    @property
+    def remembered_ids(self) -> int:
+        """How many event ids the fallback cursor keeps (those inside its window)."""
+        return 0 if self._cursor is None else self._cursor.remembered
+
+    @property
+    def errors(self) -> list[HandlerError]:
+        """The latest `max_errors` handler errors, oldest first."""
+        return list(self._errors)
 
     def on(
         self, topic: str | Sequence[str], *, job: str | None = None, is_part: bool | None = None
@@ -158,132 +280,233 @@ class Listener:
 
     # -- running -------------------------------------------------------------------------
     async def run(self, *, until: Callable[[], bool] | None = None) -> None:
-        """Poll and handle events until `stop()` is called or `until()` is true."""
-        semaphore = asyncio.Semaphore(self.concurrency)
-        tasks: set[asyncio.Task[None]] = set()
-        # The cursor is fixed before the backlog is read, so an event that comes while the
-        # backlog drains is seen by the polling below (and de-duplicated by id if both see it).
-        cursor = self._since or datetime.now(UTC) - timedelta(seconds=1)
+        """Poll and handle events until `stop()` is called or `until()` is true.
 
-        def handle_new(client: AsyncClient, events: list[Event]) -> int:
-            new = 0
-            for event in events:
-                if event.id in self._seen:
-                    continue
-                new += 1
-                self._remember(event.id)
-                task = asyncio.create_task(self._handle(client, semaphore, event))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-            return new
+        Raises `AuthError` when the server refuses the token (after in-flight handlers end).
+        """
+        self._fatal = None
+        # The cursor starts before the backlog is read, so an event that comes while the
+        # backlog drains is seen by the polling below (and recognised if both see it).
+        cursor = _Cursor(
+            self._since or datetime.now(UTC) - timedelta(seconds=1),
+            self.overlap,
+            self.use_sequence,
+        )
+        self._cursor = cursor
+        queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=self.queue_size)
+
+        def stopping() -> bool:
+            return self._stop.is_set() or self._fatal is not None or bool(until and until())
 
         async with AsyncClient.from_config(self.config) as client:
-            backlog_done = not self.acknowledge  # nothing is acknowledged: no backlog
-            while not self._stop.is_set() and not (until and until()):
-                try:
-                    if not backlog_done:
-                        handle_new(client, await self._backlog(client))
-                        backlog_done = True
-                    events = await self._poll(client, cursor)
-                except Exception as exc:  # the platform may blip; keep listening
-                    log.warning("polling events failed: %s", exc)
-                    events = []
-                for event in events:
-                    cursor = max(cursor, event.created_at - timedelta(milliseconds=1))
-                # The overlap re-reads the newest events: only unseen ones skip the pause,
-                # else the listener would poll without rest once any event exists.
-                if not handle_new(client, events):
-                    await asyncio.sleep(self.poll_interval)
-            if tasks:
-                await asyncio.gather(*tasks, return_exceptions=True)
+            workers = [
+                asyncio.create_task(self._work(client, queue)) for _ in range(self.concurrency)
+            ]
+            try:
+                await self._follow(client, cursor, queue, stopping)
+                await queue.join()  # what was queued is handled (skipped after an AuthError)
+            finally:
+                for worker in workers:
+                    worker.cancel()
+                await asyncio.gather(*workers, return_exceptions=True)
+        if self._fatal is not None:
+            log.error(
+                "listener stopped: the server refused its token (%s); check the API key",
+                self._fatal,
+            )
+            raise self._fatal
+
+    async def _follow(
+        self,
+        client: AsyncClient,
+        cursor: _Cursor,
+        queue: asyncio.Queue[Event],
+        stopping: Callable[[], bool],
+    ) -> None:
+        backlog_done = not self.acknowledge  # nothing is acknowledged: no backlog
+        while not stopping():
+            try:
+                if not backlog_done:
+                    await self._drain_backlog(client, cursor, queue, stopping)
+                    backlog_done = True
+                new = await self._poll(client, cursor, queue, stopping)
+            except AuthError as exc:  # a refused token stays refused: stop, do not retry
+                self._fatal = exc
+                return
+            except Exception as exc:  # the platform may blip; keep listening
+                log.warning("polling events failed: %s", exc)
+                new = 0
+            # Only unseen events skip the pause, else the listener would poll without rest
+            # once any event exists (the fallback re-reads its overlap window).
+            if not new and not stopping():
+                await asyncio.sleep(self.poll_interval)
+
+    async def _queue(
+        self,
+        queue: asyncio.Queue[Event],
+        cursor: _Cursor,
+        events: list[Event],
+        stopping: Callable[[], bool],
+    ) -> int | None:
+        """Queue the new ones of `events`, waiting while the queue is full (the workers
+        always drain it); the count, or None when the listener stops meanwhile."""
+        new = 0
+        for event in events:
+            if stopping():
+                return None
+            if cursor.admit(event):
+                await queue.put(event)
+                self.queued += 1
+                new += 1
+        return new
+
+    async def _poll(
+        self,
+        client: AsyncClient,
+        cursor: _Cursor,
+        queue: asyncio.Queue[Event],
+        stopping: Callable[[], bool],
+    ) -> int:
+        """Queue every new event (acknowledged ones too: they are skipped when handled, so
+        a listener with `acknowledge=False` still sees them); returns how many."""
+        self.polls += 1
+        since = cursor.since  # one `since` for every page of this poll
+        new, page, newest = 0, 1, None
+        while True:
+            after = cursor.after
+            if after is not None:
+                batch = await client.list_events(
+                    after_sequence=after, include_acknowledged=True, page_size=self.page_size
+                )
+            else:
+                batch = await client.list_events(
+                    since=since,
+                    include_acknowledged=True,
+                    page_size=self.page_size,
+                    page_number=page,
+                )
+            if batch:
+                newest = max(newest or batch[-1].created_at, *(e.created_at for e in batch))
+            queued = await self._queue(queue, cursor, batch, stopping)
+            if queued is None:
+                return new
+            new += queued
+            # A full page means more; a sequence cursor that did not move would re-read it.
+            if len(batch) < self.page_size or (after is not None and cursor.after == after):
+                break
+            page += 1
+        cursor.advance(newest)
+        return new
+
+    async def _drain_backlog(
+        self,
+        client: AsyncClient,
+        cursor: _Cursor,
+        queue: asyncio.Queue[Event],
+        stopping: Callable[[], bool],
+    ) -> None:
+        """Queue every unacknowledged event, however old: what came while no listener ran,
+        and what failed before. By sequence when the server has one (acknowledging while
+        handling does not move a sequence cursor); else every page is read before any is
+        handled, because acknowledging would shift the later pages."""
+        self.polls += 1
+        held: list[Event] = []
+        page, last = 1, None
+        while True:
+            if last is not None:
+                batch = await client.list_events(
+                    after_sequence=last, include_acknowledged=False, page_size=self.page_size
+                )
+            else:
+                batch = await client.list_events(
+                    include_acknowledged=False, page_size=self.page_size, page_number=page
+                )
+            last = cursor.sequence(batch[-1]) if batch else None
+            if last is None:
+                held.extend(batch)
+            elif await self._queue(queue, cursor, batch, stopping) is None:
+                return
+            if len(batch) < self.page_size:
+                break
+            page += 1
+        await self._queue(queue, cursor, held, stopping)
+
+    async def _work(self, client: AsyncClient, queue: asyncio.Queue[Event]) -> None:
+        while True:
+            event = await queue.get()
+            try:
+                if self._fatal is None:
+                    await self._handle(client, event)
+            finally:
+                queue.task_done()
 
     def run_forever(self) -> None:
-        """Block, handling events, until Ctrl-C or `stop()` from another thread."""
+        """Block, handling events, until Ctrl-C or `stop()` from another thread.
+
+        Raises `AuthError` when the server refuses the token."""
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(self.run())
 
     def start(self) -> Listener:
-        """Run in a background thread (for notebooks and tests); `stop()` ends it."""
+        """Run in a background thread (for notebooks and tests); `stop()` ends it.
+
+        Whatever ends the thread early (an `AuthError`) is kept in `failure`."""
         if self._thread is not None and self._thread.is_alive():
             raise RuntimeError("the listener is already running")
         self._stop.clear()
+        self.failure = None
         self._thread = threading.Thread(
-            target=lambda: asyncio.run(self.run()), name="splitkit-listener", daemon=True
+            target=self._run_in_thread, name="splitkit-listener", daemon=True
         )
         self._thread.start()
         return self
+
+    def _run_in_thread(self) -> None:
+        try:
+            asyncio.run(self.run())
+        except AuthError as exc:  # run() has logged it
+            self.failure = exc
+        except Exception as exc:
+            log.exception("the listener stopped")
+            self.failure = exc
 
     def stop(self, timeout: float | None = 30) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
 
-    async def _poll(self, client: AsyncClient, since: datetime) -> list[Event]:
-        self.polls += 1
-        """Every event after `since`, acknowledged or not (acknowledged ones are skipped
-        when handled, so a listener with `acknowledge=False` still sees them)."""
-        return await self._pages(client, since=since, include_acknowledged=True)
-
-    async def _backlog(self, client: AsyncClient) -> list[Event]:
-        """Every unacknowledged event, however old: what came while no listener ran, and
-        what failed before. All pages are read before any is handled, because handling
-        acknowledges events and would shift the later pages."""
-        return await self._pages(client, since=None, include_acknowledged=False)
-
-    async def _pages(
-        self, client: AsyncClient, *, since: datetime | None, include_acknowledged: bool
-    ) -> list[Event]:
-        events: list[Event] = []
-        page = 1
-        while True:
-            batch = await client.list_events(
-                since=since,
-                include_acknowledged=include_acknowledged,
-                page_size=EVENTS_PAGE_SIZE,
-                page_number=page,
-            )
-            events.extend(batch)
-            if len(batch) < EVENTS_PAGE_SIZE:
-                return events
-            page += 1
-
-    def _remember(self, event_id: str) -> None:
-        self._seen[event_id] = None
-        while len(self._seen) > SEEN_IDS_KEPT:
-            self._seen.popitem(last=False)
-
-    async def _handle(
-        self, client: AsyncClient, semaphore: asyncio.Semaphore, event: Event
-    ) -> None:
+    async def _handle(self, client: AsyncClient, event: Event) -> None:
         routes = [route for route in self.routes if route.matches(event)]
         if not routes or (event.acknowledged_at is not None and self.acknowledge):
             return
-        async with semaphore:
-            failed = False
-            for route in routes:
-                try:
-                    result = route.handler(event, client)
-                    if inspect.isawaitable(result):
-                        await result
-                except Exception as exc:  # a handler's error never stops the listener
-                    failed = True
-                    error, tb = describe_error(exc)
-                    log.error("handler for %s %s failed: %s", event.topic, event.id, error)
-                    self.errors.append(HandlerError(event.id, event.topic, error, tb))
-            self.handled += 1
-            if failed and not self.ack_failed:
-                if self.acknowledge:
-                    log.warning(
-                        "event %s left unacknowledged: a handler failed; a restarted "
-                        "listener handles it again",
-                        event.id,
-                    )
-                return
+        failed = False
+        for route in routes:
+            try:
+                result = route.handler(event, client)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as exc:  # a handler's error never stops the listener
+                failed = True
+                error, tb = describe_error(exc)
+                log.error("handler for %s %s failed: %s", event.topic, event.id, error)
+                self._errors.append(HandlerError(event.id, event.topic, error, tb))
+                self.error_count += 1
+        self.handled += 1
+        if failed and not self.ack_failed:
             if self.acknowledge:
-                try:
-                    await client.ack_event(event.id)
-                except Exception as exc:
-                    log.warning("could not acknowledge event %s: %s", event.id, exc)
+                log.warning(
+                    "event %s left unacknowledged: a handler failed; a restarted "
+                    "listener handles it again",
+                    event.id,
+                )
+            return
+        if self.acknowledge:
+            try:
+                await client.ack_event(event.id)
+            except AuthError as exc:
+                self._fatal = self._fatal or exc
+            except Exception as exc:
+                log.warning("could not acknowledge event %s: %s", event.id, exc)
 
 
 def multipart_listener(
@@ -345,6 +568,8 @@ def multipart_listener(
 
     @listener.on("job:parts-completed", job=job, is_part=False)
     async def settle_parent(event: Event, api: AsyncClient) -> None:
-        await asettle(api, str(event.context["jobId"]), summarize(parts_completed=event.payload))
+        parent_id = str(event.context["jobId"])
+        summary = summarize(parts_completed=event.payload, parent_id=parent_id)
+        await asettle(api, parent_id, summary)
 
     return listener

@@ -8,11 +8,16 @@ Three stages of the pipeline, in order:
   ``job:parts-completed`` payload, to one row of counts, durations and
   throughput (the counts are the payload's: total, completed, failed, canceled);
 - **settle**: :func:`settle` / :func:`asettle` complete the parent when every
-  part completed and fail it otherwise, exactly once.
+  part completed and fail it otherwise, exactly once, after checking the frame
+  against the parent's parts as the server has them.
+
+Outcome and summary frames carry the id of the parent job whose parts they
+describe (see :func:`frame_parent_id`), so a frame cannot settle another parent.
 
 What settle does is decided by one pure function, :func:`settle_decision`,
-and carried out by one generator of client calls (the way httpx writes its
-auth flows) that a sync and an async loop both drive, so the two cannot drift.
+checked against the parent's parts on the server and carried out by one
+generator of client calls (the way httpx writes its auth flows) that a sync and
+an async loop both drive, so the two cannot drift.
 
 Example::
 
@@ -42,6 +47,7 @@ __all__ = [
     "OUTCOME_COLUMNS",
     "OUTCOME_DTYPES",
     "OUTCOME_STATUSES",
+    "SETTLE_SENDS",
     "SUMMARY_COLUMNS",
     "TERMINAL_JOB_STATUSES",
     "AsyncSettleClient",
@@ -52,6 +58,7 @@ __all__ = [
     "asettle",
     "counts_match",
     "empty_outcomes",
+    "frame_parent_id",
     "settle",
     "settle_decision",
     "summarize",
@@ -85,8 +92,13 @@ OUTCOME_DTYPES: dict[str, Any] = {
     "error": "str",
     "message": "str",
 }
-#: Columns dispatch may add; nothing here needs them.
-OPTIONAL_OUTCOME_DTYPES: dict[str, Any] = {"worker": "Int64", "traceback": "str"}
+#: Columns dispatch may add. ``parent_id`` (the parent job of every row, also kept in
+#: ``frame.attrs["parent_id"]``) is read by :func:`summarize` and :func:`settle`.
+OPTIONAL_OUTCOME_DTYPES: dict[str, Any] = {
+    "worker": "Int64",
+    "traceback": "str",
+    "parent_id": "str",
+}
 
 #: Job statuses after which nothing changes (Flatfile spells them this way).
 TERMINAL_JOB_STATUSES = TERMINAL_STATUSES  # the server's ended statuses, as the client has them
@@ -112,6 +124,7 @@ _BUCKET = {
 }
 
 SUMMARY_COLUMNS = [
+    "parent_id",
     "total",
     "completed",
     "failed",
@@ -130,8 +143,8 @@ SUMMARY_COLUMNS = [
 def empty_outcomes(*, include_optional: bool = False) -> pd.DataFrame:
     """An outcome frame with no rows and the right dtypes.
 
-    ``include_optional`` adds the ``worker`` and ``traceback`` columns that
-    dispatch may write.
+    ``include_optional`` adds the ``worker``, ``traceback`` and ``parent_id``
+    columns that dispatch may write.
 
     Example::
 
@@ -142,6 +155,61 @@ def empty_outcomes(*, include_optional: bool = False) -> pd.DataFrame:
     if include_optional:
         dtypes.update(OPTIONAL_OUTCOME_DTYPES)
     return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in dtypes.items()})
+
+
+# --- the parent a frame belongs to ---------------------------------------------------------
+
+
+def frame_parent_id(frame: pd.DataFrame) -> str | None:
+    """The id of the parent job an outcome or summary frame describes, or None if unknown.
+
+    dispatch writes it twice, so that it survives the usual pandas steps:
+
+    - ``frame.attrs["parent_id"]``: kept by filtering, sorting, column selection,
+      ``copy``, ``astype``, ``pd.concat`` of frames of one parent and pickling;
+      dropped by ``merge`` and by ``pd.concat`` with a frame of other attrs;
+    - a ``parent_id`` column: kept by ``merge``, ``concat`` and CSV round trips;
+      dropped when the columns are selected without it.
+
+    Either one is enough. A frame built by hand, or a summary of a bare
+    ``job:parts-completed`` payload, has neither: it is None, and settle then
+    relies on comparing the counts with the server's.
+
+    Raises ``ValueError`` when the frame names more than one parent (rows of two
+    runs concatenated): its counts would describe no single parent.
+
+    Example::
+
+        >>> frame = empty_outcomes()
+        >>> frame.attrs["parent_id"] = "us_jb_1"
+        >>> frame_parent_id(frame), frame_parent_id(empty_outcomes())
+        ('us_jb_1', None)
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"expected an outcome or summary DataFrame, got {type(frame).__name__}")
+    ids: set[str] = set()
+    attr = frame.attrs.get("parent_id")
+    if attr is not None:
+        if not isinstance(attr, str) or not attr:
+            raise ValueError(f"frame.attrs['parent_id'] must be a job id string, got {attr!r}")
+        ids.add(attr)
+    if "parent_id" in frame.columns:
+        ids.update(str(value) for value in frame["parent_id"].dropna().unique())
+    if len(ids) > 1:
+        raise ValueError(
+            f"the frame mixes parts of {len(ids)} parents ({', '.join(sorted(ids))}); "
+            "use the rows of one parent, e.g. frame[frame['parent_id'] == parent_id]"
+        )
+    return next(iter(ids), None)
+
+
+def _event_parent_id(parts_completed: object) -> str | None:
+    """The parent id in a whole ``job:parts-completed`` event (``context.jobId``), if given one."""
+    context: object = getattr(parts_completed, "context", None)
+    if context is None and isinstance(parts_completed, Mapping):
+        context = parts_completed.get("context")
+    job_id = context.get("jobId") if isinstance(context, Mapping) else None
+    return job_id if isinstance(job_id, str) and job_id else None
 
 
 # --- summary --------------------------------------------------------------------------------
@@ -288,7 +356,10 @@ def _from_payload(parts_completed: object) -> dict[str, Any]:
 
 
 def summarize(
-    outcomes: pd.DataFrame | None = None, *, parts_completed: object | None = None
+    outcomes: pd.DataFrame | None = None,
+    *,
+    parts_completed: object | None = None,
+    parent_id: str | None = None,
 ) -> pd.DataFrame:
     """One row: counts by status, records processed, durations and throughput.
 
@@ -306,8 +377,16 @@ def summarize(
         has no records nor start times, so ``records_processed`` is NA and the
         timing columns are NaN.
 
+    ``parent_id`` names the parent job the counts belong to. It is read from
+    the outcome frame (see :func:`frame_parent_id`) or from a whole event's
+    ``context.jobId``; give it to label a bare payload or a hand-made frame. A
+    ``parent_id`` that contradicts the frame's or the event's is refused.
+
     Columns (:data:`SUMMARY_COLUMNS`):
 
+    - ``parent_id``: the parent job's id, or missing (NaN) when unknown; also
+      in ``summary.attrs["parent_id"]`` when known. :func:`settle` refuses a
+      summary of another parent;
     - ``total``, ``completed``, ``failed``, ``canceled``: as in the payload;
       ``pending`` counts parts that have not ended (pending or running);
     - ``records_processed``: records of completed parts (nullable ``Int64``);
@@ -342,12 +421,19 @@ def summarize(
             "summarize needs exactly one of outcomes or parts_completed "
             "(use counts_match() to compare the two)"
         )
+    if parent_id is not None:
+        non_empty_str("parent_id", parent_id, what="a job id string or None")
     if outcomes is not None:
         if not isinstance(outcomes, pd.DataFrame):
             raise TypeError(f"outcomes must be a pandas DataFrame, got {type(outcomes).__name__}")
         row = _from_outcomes(outcomes)
+        carried, where = frame_parent_id(outcomes), "the outcomes are"
     else:
         row = _from_payload(parts_completed)
+        carried, where = _event_parent_id(parts_completed), "the event is"
+    if parent_id is not None and carried is not None and carried != parent_id:
+        raise ValueError(f"parent_id is {parent_id!r} but {where} of parent {carried!r}")
+    parent = parent_id if parent_id is not None else carried
 
     wall = row.get("wall_s", np.nan)
     processed = row.get("records_processed")
@@ -355,6 +441,7 @@ def summarize(
     processed_now = row.get("records_this_run", processed)
     rate_ok = np.isfinite(wall) and wall > 0
     data: dict[str, Any] = {
+        "parent_id": pd.array([parent], dtype="str"),
         "total": np.int64(row["total"]),
         "completed": np.int64(row["completed"]),
         "failed": np.int64(row["failed"]),
@@ -370,7 +457,10 @@ def summarize(
             processed_now / wall if rate_ok and processed_now is not None else np.nan
         ),
     }
-    return pd.DataFrame(data, index=pd.RangeIndex(1, name="run"))[SUMMARY_COLUMNS]
+    summary = pd.DataFrame(data, index=pd.RangeIndex(1, name="run"))[SUMMARY_COLUMNS]
+    if parent is not None:
+        summary.attrs["parent_id"] = parent
+    return summary
 
 
 def counts_match(summary: pd.DataFrame, parts_completed: object) -> bool:
@@ -416,9 +506,11 @@ class SettleDecision:
 class SettleResult:
     """What :func:`settle` did to a parent job.
 
-    ``changed`` is False when the parent had already ended (settled before, or
-    by a concurrent settler that won the race); ``status`` is then its status
-    as read back, and ``message`` says so.
+    ``changed`` is True when this call ended the parent, including when the
+    answer to its request was lost and the parent was then read back ended as
+    asked (same status, same outcome message). It is False when the parent had
+    already ended (settled before, or by a concurrent settler that won the
+    race); ``status`` is then its status as read back, and ``message`` says so.
     """
 
     job_id: str
@@ -452,10 +544,17 @@ class _JobLike(Protocol):
     def status(self) -> str: ...
 
 
+class _PartLike(Protocol):
+    @property
+    def status(self) -> str: ...
+
+
 class SettleClient(Protocol):
     """The client calls :func:`settle` makes: :class:`~splitkit.api.Client` has them."""
 
     def get_job(self, job_id: str) -> _JobLike: ...
+
+    def list_parts(self, parent_id: str) -> Sequence[_PartLike]: ...
 
     def complete_job(self, job_id: str, *, message: str | None = None) -> _JobLike: ...
 
@@ -466,6 +565,8 @@ class AsyncSettleClient(Protocol):
     """The client calls :func:`asettle` makes: :class:`~splitkit.api.AsyncClient` has them."""
 
     async def get_job(self, job_id: str) -> _JobLike: ...
+
+    async def list_parts(self, parent_id: str) -> Sequence[_PartLike]: ...
 
     async def complete_job(self, job_id: str, *, message: str | None = None) -> _JobLike: ...
 
@@ -537,6 +638,13 @@ def settle_decision(
     return SettleDecision("fail", message if message is not None else generated)
 
 
+#: How many times settle sends complete/fail while each doubtful answer leaves the
+#: parent open (the client's own retries come on top, per send).
+SETTLE_SENDS = 3
+
+_COUNT_KEYS = ("total", "completed", "failed", "canceled", "pending")
+
+
 @dataclass(frozen=True)
 class _Call:
     """One client call the settle flow asks its driver to make."""
@@ -546,30 +654,99 @@ class _Call:
     kwargs: Mapping[str, Any]
 
 
-def _settle_flow(job_id: str, decision: SettleDecision) -> Generator[_Call, Any, SettleResult]:
+def _settle_flow(
+    job_id: str,
+    decision: SettleDecision,
+    counts: Mapping[str, int],
+    *,
+    allow_unfinished: bool,
+) -> Generator[_Call, Any, SettleResult]:
     """The settle protocol, written once: yields client calls, receives their results.
 
-    A failed call is thrown back into the generator, so the race handling below
-    is the same for the sync and the async driver.
+    A failed call is thrown back into the generator, so the checks, the race
+    handling and the reconciliation below are the same for the sync and the
+    async driver. ``counts`` are the frame's (:func:`_summary_counts`).
     """
     # Imported here so the pure stages (plan, outcomes, summary) load without the
     # HTTP client stack.
-    from splitkit.api.errors import InvalidTransitionError
+    from splitkit.api.errors import (
+        ConnectionFailedError,
+        InvalidTransitionError,
+        RateLimitedError,
+        ServerError,
+    )
 
     job = yield _Call("get_job", (job_id,), {})
     if job.status in TERMINAL_JOB_STATUSES:
         return _unchanged(job_id, job.status)
-    method = "complete_job" if decision.action == "complete" else "fail_job"
-    try:
-        # The client's message= is Flatfile's outcome.message, what the UI shows.
-        job = yield _Call(method, (job_id,), {"message": decision.message})
-    except InvalidTransitionError:
-        # Another settler ended the parent between our read and our write.
-        job = yield _Call("get_job", (job_id,), {})
-        if job.status not in TERMINAL_JOB_STATUSES:
-            raise  # refused for another reason: not ours to hide
-        return _unchanged(job_id, job.status)
-    return SettleResult(job_id, job.status, True, decision.message)
+
+    # The server decides, not the frame: a frame taken while the run was going, or of
+    # another parent, must not settle this one.
+    parts = yield _Call("list_parts", (job_id,), {})
+    statuses = Counter(str(part.status) for part in parts)
+    server = _buckets(statuses, f"the parts of parent {job_id}") | {"total": len(parts)}
+    if server["pending"] and not allow_unfinished:
+        open_statuses = ", ".join(
+            f"{n} {status}"
+            for status, n in sorted(statuses.items())
+            if _BUCKET.get(status.lower()) == "pending"
+        )
+        raise ValueError(
+            f"parent {job_id} has {server['pending']} of {server['total']} parts not ended "
+            f"on the server ({open_statuses}); the frame handed in counts {counts['total']} "
+            f"parts, {counts['pending']} not ended. Wait for the run (handle.wait() or "
+            "await handle) before settling, or pass allow_unfinished=True to fail the "
+            "parent; nothing was changed"
+        )
+    if any(counts[key] != server[key] for key in _COUNT_KEYS):
+        raise ValueError(
+            f"the counts handed in do not match the parts of parent {job_id} on the server: "
+            f"frame {_counts_text(counts)}; server {_counts_text(server)}. Summarize the "
+            "run's final outcomes (or this parent's job:parts-completed event) and settle "
+            "from that; nothing was changed"
+        )
+
+    method, wanted = (
+        ("complete_job", "complete") if decision.action == "complete" else ("fail_job", "failed")
+    )
+    doubtful: Exception | None = None
+    for _ in range(SETTLE_SENDS):
+        try:
+            # The client's message= is Flatfile's outcome.message, what the UI shows.
+            job = yield _Call(method, (job_id,), {"message": decision.message})
+        except InvalidTransitionError:
+            # Another settler ended the parent between our read and our write, or an
+            # earlier send of ours that looked lost had in fact been processed.
+            job = yield _Call("get_job", (job_id,), {})
+            if job.status not in TERMINAL_JOB_STATUSES:
+                raise  # refused for another reason: not ours to hide
+            if doubtful is not None and _ended_as_asked(job, wanted, decision.message):
+                return SettleResult(job_id, job.status, True, decision.message)
+            return _unchanged(job_id, job.status)
+        except (ServerError, ConnectionFailedError, RateLimitedError) as exc:
+            # The answer is lost or an error, yet the server may have processed it:
+            # read the parent to learn what happened before sending again.
+            doubtful = exc
+            job = yield _Call("get_job", (job_id,), {})
+            if job.status in TERMINAL_JOB_STATUSES:
+                if _ended_as_asked(job, wanted, decision.message):
+                    return SettleResult(job_id, job.status, True, decision.message)
+                return _unchanged(job_id, job.status)
+            continue  # still open: it was not processed; send again
+        return SettleResult(job_id, job.status, True, decision.message)
+    assert doubtful is not None
+    raise doubtful
+
+
+def _ended_as_asked(job: object, status: str, message: str) -> bool:
+    """Whether the parent ended with the status and outcome message we sent."""
+    outcome = getattr(job, "outcome", None)
+    sent = outcome.get("message") if isinstance(outcome, Mapping) else None
+    return getattr(job, "status", None) == status and sent == message
+
+
+def _counts_text(counts: Mapping[str, int]) -> str:
+    return " ".join(f"{key}={counts[key]}" for key in _COUNT_KEYS)
 
 
 def _unchanged(job_id: str, status: str) -> SettleResult:
@@ -578,11 +755,11 @@ def _unchanged(job_id: str, status: str) -> SettleResult:
 
 def _check(client: object, job_id: object, *, want_async: bool, caller: str) -> None:
     non_empty_str("parent_job_id", job_id)
-    for name in ("get_job", "complete_job", "fail_job"):
+    for name in ("get_job", "list_parts", "complete_job", "fail_job"):
         method = getattr(client, name, None)
         if not callable(method):
             raise TypeError(
-                f"{caller} needs a client with get_job, complete_job and fail_job, "
+                f"{caller} needs a client with get_job, list_parts, complete_job and fail_job, "
                 f"got {type(client).__name__}"
             )
         if inspect.iscoroutinefunction(method) != want_async:
@@ -600,6 +777,34 @@ def _check_options(message: object, allow_unfinished: object) -> None:
     boolean("allow_unfinished", allow_unfinished)
 
 
+def _check_run_parent(job_id: str, run: RunLike) -> None:
+    # Before waiting for a run: the handle of another parent's run is refused at once.
+    run_parent = getattr(run, "parent_id", None)
+    if isinstance(run_parent, str) and run_parent != job_id:
+        raise ValueError(
+            f"the run handed in is of parent {run_parent}, not {job_id}; "
+            "settle each parent with its own run; nothing was changed"
+        )
+
+
+def _prepare(
+    job_id: str, source: object, message: str | None, allow_unfinished: bool
+) -> Generator[_Call, Any, SettleResult]:
+    """Check the frame (pure) and return the settle flow for it."""
+    if isinstance(source, pd.DataFrame):
+        carried = frame_parent_id(source)
+        if carried is not None and carried != job_id:
+            raise ValueError(
+                f"the frame handed in is of parent {carried}, not {job_id}; "
+                "settle each parent with its own outcomes or summary; nothing was changed"
+            )
+    decision = settle_decision(
+        cast(SettleSource, source), message=message, allow_unfinished=allow_unfinished
+    )
+    counts = _summary_counts(source)
+    return _settle_flow(job_id, decision, counts, allow_unfinished=allow_unfinished)
+
+
 def settle(
     client: SettleClient,
     parent_job_id: str,
@@ -608,22 +813,48 @@ def settle(
     message: str | None = None,
     allow_unfinished: bool = False,
 ) -> SettleResult:
-    """Complete or fail the parent job from its parts, exactly once.
+    """Complete or fail the parent job from its parts, exactly once, as the server has them.
 
     The decision is :func:`settle_decision` (complete when every part
-    completed, fail otherwise). The parent is read first; if it has already
-    ended, nothing is sent. If the complete/fail call is refused because a
-    concurrent settler got there first, the parent is read again and the
-    result says it was unchanged. So settling twice, or from two listeners,
-    is safe.
+    completed, fail otherwise). ``summary_or_outcomes`` is a :func:`summarize`
+    frame, an outcome frame, or the run's handle (from ``dispatch()``), which
+    is waited for first (``handle.wait()``) and settled from its outcomes.
 
-    ``summary_or_outcomes`` is a :func:`summarize` frame, an outcome frame, or
-    the run's handle (from ``dispatch()``), which is waited for first
-    (``handle.wait()``) and settled from its outcomes.
+    Before anything is sent, the frame is checked, and refused with
+    ``ValueError`` (the parent unchanged) when:
 
-    A summary or outcome frame with parts that have not ended is refused with
-    ``ValueError`` before anything is sent (see :func:`settle_decision`);
-    ``allow_unfinished=True`` fails the parent anyway.
+    - it is of another parent: its ``parent_id`` (see :func:`frame_parent_id`),
+      or the run handle's, is not ``parent_job_id``. A frame with no parent id
+      (built by hand, or summarized from a bare ``job:parts-completed``
+      payload) is accepted, and checked by its counts alone;
+    - it has parts that have not ended (see :func:`settle_decision`);
+    - the parent is still open and the server lists parts of it that have not
+      ended (the message names how many, with their statuses): a frame taken
+      while the run was going, e.g. ``run.outcomes`` right after
+      ``dispatch(..., wait=False)``, cannot settle it;
+    - its counts (total, completed, failed, canceled, pending) differ from the
+      server's parts of the parent: the message shows both.
+
+    ``allow_unfinished=True`` is the explicit escape for a run stopped on
+    purpose: parts not ended are allowed (on the server and in the frame, which
+    must still agree), and the parent is failed with a message ending
+    ``", N not ended"``.
+
+    The parent is read first; if it has already ended, nothing is sent and the
+    result says it was unchanged. If the complete/fail call is refused because
+    a concurrent settler got there first, the parent is read again and the
+    result says it was unchanged. So settling twice, or from two listeners, is
+    safe.
+
+    If the complete/fail call's answer is lost or is a 5xx or 429
+    (``ConnectionFailedError``, ``ServerError``, ``RateLimitedError``), the
+    server may or may not have processed it, so the parent is read again:
+    ended with the status and outcome message asked for → ``changed=True``;
+    ended otherwise → ``changed=False`` with that status; still open → sent
+    again, at most :data:`SETTLE_SENDS` times in all, then the last error is
+    raised. (Two settlers sending the same message, one of which lost its
+    answer, may then both report ``changed=True``: the server cannot tell them
+    apart.)
 
     Example::
 
@@ -633,12 +864,12 @@ def settle(
     """
     _check(client, parent_job_id, want_async=False, caller="settle()")
     _check_options(message, allow_unfinished)
-    source = summary_or_outcomes
+    source: object = summary_or_outcomes
     run = _as_run(source)
     if run is not None:
+        _check_run_parent(parent_job_id, run)
         source = _outcomes_of(run, run.wait())
-    decision = settle_decision(source, message=message, allow_unfinished=allow_unfinished)
-    flow = _settle_flow(parent_job_id, decision)
+    flow = _prepare(parent_job_id, source, message, allow_unfinished)
     call = next(flow)
     while True:
         try:
@@ -660,7 +891,7 @@ async def asettle(
     message: str | None = None,
     allow_unfinished: bool = False,
 ) -> SettleResult:
-    """:func:`settle` for an :class:`~splitkit.api.AsyncClient`.
+    """:func:`settle` for an :class:`~splitkit.api.AsyncClient`: the same checks and flow.
 
     A run handle is awaited (``await handle``) rather than waited for.
 
@@ -671,7 +902,7 @@ async def asettle(
     """
     _check(client, parent_job_id, want_async=True, caller="asettle()")
     _check_options(message, allow_unfinished)
-    source = summary_or_outcomes
+    source: object = summary_or_outcomes
     run = _as_run(source)
     if run is not None:
         if not inspect.isawaitable(run):
@@ -679,9 +910,9 @@ async def asettle(
                 f"asettle() got a {type(run).__name__} that cannot be awaited; "
                 "pass its outcomes (await it yourself) or use settle()"
             )
+        _check_run_parent(parent_job_id, run)
         source = _outcomes_of(run, await run)
-    decision = settle_decision(source, message=message, allow_unfinished=allow_unfinished)
-    flow = _settle_flow(parent_job_id, decision)
+    flow = _prepare(parent_job_id, source, message, allow_unfinished)
     call = next(flow)
     while True:
         try:

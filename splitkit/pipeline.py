@@ -14,9 +14,35 @@ import pandas as pd
 
 from splitkit._checks import boolean, instance_of, non_empty_str
 from splitkit.api import Client, Job
+from splitkit.api.errors import (
+    ConnectionFailedError,
+    InvalidTransitionError,
+    RateLimitedError,
+    ServerError,
+)
 from splitkit.plan import PLAN_COLUMNS
 
+__all__ = [
+    "PART_JOB_COLUMNS",
+    "SplitMismatchError",
+    "join_parts",
+    "part_data_for",
+    "split_parent",
+    "start_parent_job",
+]
+
 PART_JOB_COLUMNS = ["job_id", "status", "part_execution"]
+
+# The partData keys a plan row sets; the server adds "part" and "total".
+_PAGE_KEYS = ("pageNumber", "pageSize", "firstRecord", "records")
+
+# Errors after which the split may or may not have happened: the answer was lost, or
+# the server failed (possibly after splitting), or an earlier send had split it already.
+_DOUBTFUL = (ServerError, ConnectionFailedError, RateLimitedError, InvalidTransitionError)
+
+
+class SplitMismatchError(ValueError):
+    """The parent is already split, into parts other than the plan's."""
 
 
 def start_parent_job(
@@ -60,6 +86,22 @@ def split_parent(
     The result has the plan's columns plus `job_id`, `status` and `part_execution`.
     An empty plan (a sheet with no records) cannot be split: there is nothing to do, and
     the parent can be settled (completed) directly.
+
+    Safe to call again, and safe when the split's answer is lost. When the split request
+    fails with an error after which the parent may be split after all (no answer, 5xx,
+    429) or is refused because the parent is already split, the parent's parts are
+    listed:
+
+    - split into exactly the planned parts (as many, and each part's `partData`
+      `pageNumber`, `pageSize`, `firstRecord` and `records` equal to its plan row,
+      and its `partExecution`, when the server gives one, matching `run_in_parallel`):
+      returned as if this call had split it;
+    - split otherwise: `SplitMismatchError` (a `ValueError`) naming the parts on the
+      server and the plan's;
+    - not split: the split's own error is raised.
+
+    A split that failed for a doubtful reason is not sent again: the client already
+    resends what certainly did not reach the server.
     """
     _check_client(client)
     _check_plan(plan)
@@ -70,8 +112,46 @@ def split_parent(
             "the plan has no parts (the sheet has no records): nothing to split; "
             "settle the parent directly, e.g. settle(client, parent_id, summarize(plan_outcomes))"
         )
-    client.split_job(parent_job_id, part_data_for(plan), run_in_parallel=run_in_parallel)
+    planned = part_data_for(plan)
+    try:
+        client.split_job(parent_job_id, planned, run_in_parallel=run_in_parallel)
+    except _DOUBTFUL as exc:
+        # Reconcile from the server: our split may have gone through (an answer lost,
+        # a gateway's 5xx after forwarding), or an earlier call made this very split.
+        parts = client.list_parts(parent_job_id)
+        if not parts:
+            raise
+        _check_same_split(parent_job_id, planned, run_in_parallel, parts, exc)
+        return join_parts(plan, parts)
     return join_parts(plan, client.list_parts(parent_job_id))
+
+
+def _check_same_split(
+    parent_job_id: str,
+    planned: list[dict[str, Any]],
+    run_in_parallel: bool,
+    parts: list[Job],
+    error: Exception,
+) -> None:
+    """Raise `SplitMismatchError` unless `parts` are exactly the planned parts."""
+    execution = "parallel" if run_in_parallel else "sequential"
+    by_index = {job.part: job for job in parts}
+    if len(parts) != len(planned) or set(by_index) != set(range(len(planned))):
+        raise SplitMismatchError(
+            f"parent {parent_job_id} is already split into {len(parts)} parts, "
+            f"not the {len(planned)} parts of the plan; make a new parent job for this plan"
+        ) from error
+    for index, want in enumerate(planned):
+        job = by_index[index]
+        have = {key: (job.part_data or {}).get(key) for key in _PAGE_KEYS}
+        # partExecution is optional on the wire: compared only when the server gives it.
+        if have != want or job.part_execution not in (None, execution):
+            raise SplitMismatchError(
+                f"parent {parent_job_id} is already split into {len(parts)} parts that differ "
+                f"from the plan's: part {index} on the server is {have} "
+                f"({job.part_execution}), the plan's is {want} ({execution}); "
+                "make a new parent job for this plan"
+            ) from error
 
 
 def join_parts(plan: pd.DataFrame, parts: list[Job]) -> pd.DataFrame:

@@ -337,6 +337,8 @@ class FaultProxy:
             await self._connection(reader, writer, upstream)
         except (h11.ProtocolError, ConnectionError, asyncio.IncompleteReadError):
             pass  # the client went away or spoke nonsense: drop the connection
+        except asyncio.CancelledError:
+            pass  # stop(): end quietly (asyncio logs a connection task that ends cancelled)
         finally:
             self._connections.discard(task)
             if not writer.is_closing():

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
 import re
+import subprocess
+import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from splitkit import Client, ClientConfig, Part
-from splitkit.api import Event, Job
+from splitkit.api import AuthError, Event, Job
+from splitkit.dispatch.steps import part_index
 from splitkit.listener import Listener, Route, multipart_listener
 from splitkit.server import EmbeddedServer
 
@@ -80,13 +87,18 @@ def test_the_seed_flow_as_a_listener(sheet_server: EmbeddedServer) -> None:
         second.start()
         try:
             # ...yet it finishes both jobs: it drains the unacknowledged events first.
+            # Whichever listener ran its part 2 decides (the first one rejects part 2, the
+            # second accepts everything): every other part completes, and the parent ends
+            # the way its part 2 did.
+            parent_status = wait_for_settled(client, interrupted.id)
+            parts = {part_index(job): job.status for job in client.list_parts(interrupted.id)}
+            assert sorted(parts) == list(range(6))
+            assert {i: s for i, s in parts.items() if i != 2} == dict.fromkeys(
+                [0, 1, 3, 4, 5], "complete"
+            )
+            assert parts[2] in {"complete", "failed"}
+            assert parent_status == ("failed" if parts[2] == "failed" else "complete")
             assert wait_for_settled(client, waiting.id) == "complete"
-            # Whichever listener ran its part 2 decides (the first one rejects part 2).
-            assert wait_for_settled(client, interrupted.id) in {"complete", "failed"}
-            assert {job.status for job in client.list_parts(interrupted.id)} <= {
-                "complete",
-                "failed",
-            }
         finally:
             second.stop()
         assert len(client.list_parts(waiting.id)) == 6
@@ -291,6 +303,12 @@ def test_bad_listener_arguments() -> None:
             "since must be a timezone-aware datetime or None",
         ),
         (CONFIG, {"since": "2026-01-01"}, ValueError, "since must be a timezone-aware datetime"),
+        (CONFIG, {"overlap": 0}, ValueError, "overlap must be a positive number, got 0"),
+        (CONFIG, {"use_sequence": 1}, ValueError, "use_sequence must be True or False, got 1"),
+        (CONFIG, {"queue_size": 0}, ValueError, "queue_size must be a positive integer, got 0"),
+        (CONFIG, {"max_errors": -1}, ValueError, "max_errors must be a positive integer, got -1"),
+        (CONFIG, {"page_size": 0}, ValueError, "page_size must be a positive integer, got 0"),
+        (CONFIG, {"page_size": 1001}, ValueError, "page_size must be at most 1,000"),
     ],
 )
 def test_listener_checks_its_arguments(
@@ -315,3 +333,197 @@ def test_an_idle_listener_rests_between_polls(sheet_server: EmbeddedServer) -> N
             listener.stop()
     # About 5 polls a second at rest; a listener that never rests polls hundreds of times.
     assert 1 <= during_rest <= 25
+
+
+# -- delivery under load: a cursor that cannot re-deliver, a bounded queue ---------------------
+
+
+def all_events(client: Client) -> list[Event]:
+    found: list[Event] = []
+    page = 1
+    while True:
+        batch = client.list_events(include_acknowledged=True, page_size=1000, page_number=page)
+        found.extend(batch)
+        if len(batch) < 1000:
+            return found
+        page += 1
+
+
+def split_events(client: Client, make_job: MakeJob, parts: int) -> set[str]:
+    """Split a new job into `parts` parts; the ids of its and its parts' events, after
+    checking that the split wrote its parts' events in one millisecond."""
+    parent = make_job()
+    client.ack_job(parent.id)
+    client.split_job(parent.id, parts)
+    jobs = {parent.id} | {job.id for job in client.list_parts(parent.id)}
+    ours = [e for e in all_events(client) if e.job_id in jobs]
+    part_ready = [e for e in ours if e.topic == "job:ready" and e.job_id != parent.id]
+    assert len(part_ready) == parts
+    assert len({e.created_at for e in part_ready}) == 1  # what defeated the old cursor
+    return {e.id for e in ours}
+
+
+def counting_listener(client: Client, **options: object) -> tuple[Listener, Counter[str]]:
+    calls: Counter[str] = Counter()
+    listener = Listener(client, poll_interval=0.02, **options)  # type: ignore[arg-type]
+    listener.on("job:*")(lambda event, api: calls.update([event.id]))
+    return listener, calls
+
+
+def handled_all_then_polled_more(
+    listener: Listener, calls: Counter[str], expected: set[str]
+) -> None:
+    wait_until(lambda: expected <= calls.keys(), f"handling {len(expected):,} events")
+    polls = listener.polls
+    wait_until(lambda: listener.polls >= polls + 3, "three more polls")  # chances to repeat
+
+
+@pytest.mark.parametrize("use_sequence", [True, False], ids=["sequence", "fallback"])
+def test_a_large_split_in_one_millisecond_is_handled_once(
+    client: Client, make_job: MakeJob, use_sequence: bool
+) -> None:
+    # acknowledge=False: acknowledged events are not skipped, so only the cursor and the
+    # de-duplication stand between a re-read and a second handling. overlap: 1 ms, the
+    # smallest window, as tight as the old cursor's.
+    listener, calls = counting_listener(
+        client, acknowledge=False, use_sequence=use_sequence, overlap=0.001
+    )
+    listener.start()
+    try:
+        expected = split_events(client, make_job, 2_500)
+        handled_all_then_polled_more(listener, calls, expected)
+        if not use_sequence:
+            # The fallback keeps every id of the newest window (the split's 2 events per
+            # part), and forgets them once the window has moved past them.
+            assert listener.remembered_ids >= 2 * 2_500
+            time.sleep(0.01)  # the next events are stamped at a later millisecond
+            make_job()
+            wait_until(lambda: listener.remembered_ids < 100, "the window moving on")
+    finally:
+        listener.stop()
+    repeated = {event_id: n for event_id, n in calls.items() if n > 1}
+    assert repeated == {}, f"{len(repeated):,} events handled more than once"
+    assert listener.errors == []
+
+
+@pytest.mark.parametrize("use_sequence", [True, False], ids=["sequence", "fallback"])
+def test_a_large_backlog_is_handled_once_and_acknowledged(
+    client: Client, make_job: MakeJob, use_sequence: bool
+) -> None:
+    # The split comes before the listener: its events are the backlog (more than one
+    # page), and the polling that follows reads them again, acknowledged or not yet.
+    expected = split_events(client, make_job, 150)
+    listener, calls = counting_listener(
+        client,
+        use_sequence=use_sequence,
+        overlap=0.001,
+        page_size=100,  # 4 pages
+    )
+    listener.start()
+    try:
+        handled_all_then_polled_more(listener, calls, expected)
+    finally:
+        listener.stop()
+    assert {event_id: n for event_id, n in calls.items() if n > 1} == {}
+    unacknowledged = {e.id for e in client.list_events(page_size=1000)}
+    assert not unacknowledged & expected
+
+
+def test_the_work_queue_bounds_the_handlers_and_the_tasks(
+    client: Client, make_job: MakeJob
+) -> None:
+    started, running, most_running, most_tasks, most_waiting = 0, 0, 0, 0, 0
+
+    async def slow(event: Event, api: object) -> None:
+        nonlocal started, running, most_running, most_tasks, most_waiting
+        started += 1
+        running += 1
+        most_running = max(most_running, running)
+        most_tasks = max(most_tasks, len(asyncio.all_tasks()))
+        most_waiting = max(most_waiting, listener.queued - started)  # read, not yet started
+        await asyncio.sleep(0.001)
+        running -= 1
+
+    listener = Listener(client, poll_interval=0.02, acknowledge=False, concurrency=4, queue_size=10)
+    listener.on("job:*")(slow)
+    listener.start()
+    try:
+        expected = split_events(client, make_job, 1_000)
+        wait_until(lambda: started >= len(expected) // 2, "half the split's events")
+    finally:
+        listener.stop()
+    assert most_running <= 4
+    # The poller waits while the queue is full: 2,000 events were there to read at once.
+    assert most_waiting <= 10
+    # The run's task and its 4 workers (the HTTP client may add one or two), never one
+    # task per event read.
+    assert most_tasks <= 4 + 3, most_tasks
+
+
+def test_the_error_history_keeps_the_latest(client: Client, make_job: MakeJob) -> None:
+    jobs = [make_job().id for _ in range(8)]
+    ready_ids = [ready_event(client, job_id).id for job_id in jobs]
+
+    def broken(event: Event, api: object) -> None:
+        raise RuntimeError(f"refused {event.id}")
+
+    listener = Listener(client, poll_interval=0.02, concurrency=1, max_errors=5)
+    listener.on("job:ready")(broken)
+    run_once(listener, lambda: listener.error_count >= 8, "eight handler errors")
+    assert listener.error_count == 8
+    # One worker takes the backlog in order: the five kept are the last five.
+    assert [error.event_id for error in listener.errors] == ready_ids[-5:]
+    assert all(f"refused {e.event_id}" in e.error for e in listener.errors)
+
+
+def test_a_refused_token_stops_the_listener_with_one_error(
+    sheet_server: EmbeddedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    wrong = "not-the-token-" + sheet_server.token[:4]
+    listener = Listener(Client(sheet_server.url, wrong), poll_interval=0.01)
+    listener.on("job:*")(lambda event, api: None)
+    caplog.set_level(logging.DEBUG, logger="splitkit")
+    # A listener that kept retrying would return normally after 50 polls.
+    with pytest.raises(AuthError, match=r"GET /events → 401") as raised:
+        asyncio.run(listener.run(until=lambda: listener.polls >= 50))
+    assert listener.polls == 1
+    assert wrong not in str(raised.value) and wrong not in repr(raised.value)
+    records = [r for r in caplog.records if r.name.startswith("splitkit.listener")]
+    assert [(r.levelname, "401" in r.getMessage()) for r in records] == [("ERROR", True)]
+    assert "refused its token" in records[0].getMessage()
+    assert all(wrong not in r.getMessage() for r in caplog.records)
+
+
+def test_a_refused_token_ends_a_started_listener(sheet_server: EmbeddedServer) -> None:
+    listener = Listener(Client(sheet_server.url, "wrong-token"), poll_interval=0.01).start()
+    try:
+        wait_until(lambda: listener.failure is not None, "the listener giving up")
+    finally:
+        listener.stop()
+    assert isinstance(listener.failure, AuthError)
+    assert listener.polls == 1
+
+
+def test_splitkit_listen_ends_with_one_line_on_a_refused_token(
+    sheet_server: EmbeddedServer,
+) -> None:
+    wrong = "wrong-" + sheet_server.token[:6]
+    env = {
+        **os.environ,
+        "FLATFILE_API_KEY": wrong,
+        "FLATFILE_API_URL": sheet_server.url,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+    }
+    env.pop("FLATFILE_BEARER_TOKEN", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "splitkit.cli", "listen", "json:dumps"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,  # a guard: a listener that retried forever would never exit
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.count("refused its token") == 1, done.stderr
+    assert "401" in done.stderr and "Traceback" not in done.stderr
+    assert wrong not in done.stdout + done.stderr

@@ -15,21 +15,31 @@ import pandas as pd
 import pytest
 
 import splitkit.outcomes
-from splitkit.api.errors import InvalidTransitionError, NotFoundError
+from splitkit.api.errors import (
+    ConnectionFailedError,
+    InvalidTransitionError,
+    NotFoundError,
+    RateLimitedError,
+    ServerError,
+)
 from splitkit.outcomes import (
     OUTCOME_COLUMNS,
+    SETTLE_SENDS,
     SUMMARY_COLUMNS,
     SettleDecision,
     SettleResult,
     asettle,
     counts_match,
     empty_outcomes,
+    frame_parent_id,
     settle,
     settle_decision,
     summarize,
 )
 
 T0 = pd.Timestamp("2026-01-01T00:00:00Z")
+#: The summary's timing columns (floats, NaN when unknown).
+TIMING_COLUMNS = SUMMARY_COLUMNS[SUMMARY_COLUMNS.index("duration_p50_s") :]
 
 
 def _at(seconds: float | None) -> Any:
@@ -132,8 +142,9 @@ def test_empty_outcomes_schema() -> None:
 
 def test_empty_outcomes_with_optional_columns() -> None:
     frame = empty_outcomes(include_optional=True)
-    assert list(frame.columns) == [*OUTCOME_COLUMNS, "worker", "traceback"]
+    assert list(frame.columns) == [*OUTCOME_COLUMNS, "worker", "traceback", "parent_id"]
     assert frame["worker"].dtype == "Int64"
+    assert pd.api.types.is_string_dtype(frame["parent_id"])
 
 
 def test_handmade_outcomes_fit_the_schema() -> None:
@@ -167,7 +178,7 @@ def test_summarize_dtypes() -> None:
     summary = summarize(handmade_outcomes())
     assert summary[["total", "completed", "failed", "canceled", "pending"]].dtypes.eq("int64").all()
     assert summary["records_processed"].dtype == "Int64"
-    assert summary[SUMMARY_COLUMNS[6:]].dtypes.eq("float64").all()
+    assert summary[TIMING_COLUMNS].dtypes.eq("float64").all()
 
 
 def test_summarize_ignores_optional_columns() -> None:
@@ -181,7 +192,7 @@ def test_summarize_empty_outcomes() -> None:
     row = summarize(empty_outcomes()).iloc[0]
     assert row[["total", "completed", "failed", "canceled", "pending"]].tolist() == [0] * 5
     assert row["records_processed"] == 0
-    assert row[SUMMARY_COLUMNS[6:]].isna().all()
+    assert row[TIMING_COLUMNS].isna().all()
 
 
 def test_summarize_minimal_frame_has_nan_timings() -> None:
@@ -189,7 +200,7 @@ def test_summarize_minimal_frame_has_nan_timings() -> None:
     row = summarize(frame).iloc[0]
     assert row[["total", "completed", "failed"]].tolist() == [2, 1, 1]
     assert row["records_processed"] == 10
-    assert row[SUMMARY_COLUMNS[6:]].isna().all()
+    assert row[TIMING_COLUMNS].isna().all()
 
 
 def test_summarize_accepts_wire_spellings_and_loose_timestamps() -> None:
@@ -302,7 +313,7 @@ def test_summarize_nothing_ran_this_time_has_nan_timings() -> None:
     row = summarize(frame).iloc[0]
     assert row[["total", "completed", "failed", "canceled"]].tolist() == [4, 2, 1, 1]
     assert row["records_processed"] == 200
-    assert row[SUMMARY_COLUMNS[6:]].isna().all()
+    assert row[TIMING_COLUMNS].isna().all()
 
 
 def test_summarize_bad_previous_run_values() -> None:
@@ -394,13 +405,13 @@ def test_summarize_counts_payload(given: object) -> None:
     row = summary.iloc[0]
     assert row[["total", "completed", "failed", "canceled", "pending"]].tolist() == [10, 7, 2, 1, 0]
     assert pd.isna(row["records_processed"])
-    assert row[SUMMARY_COLUMNS[6:]].isna().all()
+    assert row[TIMING_COLUMNS].isna().all()
 
 
 def test_summarize_list_payload() -> None:
     row = summarize(parts_completed=LIST_PAYLOAD).iloc[0]
     assert row[["total", "completed", "failed", "canceled", "pending"]].tolist() == [5, 2, 1, 2, 0]
-    assert row[SUMMARY_COLUMNS[6:]].isna().all()
+    assert row[TIMING_COLUMNS].isna().all()
 
 
 def test_summarize_real_event_model() -> None:
@@ -593,6 +604,7 @@ def test_settle_decision_bad_arguments(
 class FakeJob:
     id: str
     status: str
+    outcome: dict[str, Any] | None = None
 
 
 def _refused(job_id: str, status: str) -> InvalidTransitionError:
@@ -605,17 +617,34 @@ def _refused(job_id: str, status: str) -> InvalidTransitionError:
     )
 
 
-class FakeClient:
-    """Records calls; ``race`` makes another settler end the parent just before our write."""
+def _parts(completed: int, failed: int = 0, canceled: int = 0, open_: int = 0) -> list[str]:
+    """Part statuses as the server spells them; open parts alternate ready and executing."""
+    still_open = ["ready" if i % 2 == 0 else "executing" for i in range(open_)]
+    return ["complete"] * completed + ["failed"] * failed + ["canceled"] * canceled + still_open
 
-    def __init__(self, status: str = "executing", *, race: str | None = None) -> None:
+
+class FakeClient:
+    """Records calls; ``race`` makes another settler end the parent just before our write.
+
+    ``parts`` are the statuses of the parent's parts, as ``list_parts`` returns them.
+    """
+
+    def __init__(
+        self, status: str = "executing", *, race: str | None = None, parts: list[str] = ()
+    ) -> None:
         self.status = status
         self.race = race
+        self.parts = list(parts)
+        self.outcome: dict[str, Any] | None = None
         self.calls: list[tuple[str, str, dict[str, Any]]] = []
 
     def get_job(self, job_id: str) -> FakeJob:
         self.calls.append(("get_job", job_id, {}))
-        return FakeJob(job_id, self.status)
+        return FakeJob(job_id, self.status, self.outcome)
+
+    def list_parts(self, parent_id: str) -> list[FakeJob]:
+        self.calls.append(("list_parts", parent_id, {}))
+        return [FakeJob(f"us_jb_part{i}", status) for i, status in enumerate(self.parts)]
 
     def _end(self, name: str, job_id: str, status: str, kwargs: dict[str, Any]) -> FakeJob:
         self.calls.append((name, job_id, kwargs))
@@ -625,7 +654,8 @@ class FakeClient:
         if self.status in {"complete", "failed", "canceled"}:
             raise _refused(job_id, self.status)
         self.status = status
-        return FakeJob(job_id, status)
+        self.outcome = {"message": kwargs.get("message")}
+        return FakeJob(job_id, status, self.outcome)
 
     def complete_job(self, job_id: str, **kwargs: Any) -> FakeJob:
         return self._end("complete_job", job_id, "complete", kwargs)
@@ -640,6 +670,9 @@ class FakeAsyncClient:
 
     async def get_job(self, job_id: str) -> FakeJob:
         return self.sync.get_job(job_id)
+
+    async def list_parts(self, parent_id: str) -> list[FakeJob]:
+        return self.sync.list_parts(parent_id)
 
     async def complete_job(self, job_id: str, **kwargs: Any) -> FakeJob:
         return self.sync.complete_job(job_id, **kwargs)
@@ -659,23 +692,24 @@ sync_and_async = pytest.mark.parametrize("use_async", [False, True], ids=["sync"
 
 @sync_and_async
 def test_settle_completes_then_is_a_no_op(use_async: bool) -> None:
-    client = FakeClient()
+    client = FakeClient(parts=_parts(3))
     first = _run(client, use_async, _counts(3, 3))
     assert first == SettleResult("us_jb_p", "complete", True, "3 of 3 parts completed")
     assert client.calls == [
         ("get_job", "us_jb_p", {}),
+        ("list_parts", "us_jb_p", {}),
         ("complete_job", "us_jb_p", {"message": "3 of 3 parts completed"}),
     ]
     second = _run(client, use_async, _counts(3, 3))
     assert second == SettleResult(
         "us_jb_p", "complete", False, "parent us_jb_p was already complete; unchanged"
     )
-    assert client.calls[2:] == [("get_job", "us_jb_p", {})]
+    assert client.calls[3:] == [("get_job", "us_jb_p", {})]
 
 
 @sync_and_async
 def test_settle_fails_with_counts(use_async: bool) -> None:
-    client = FakeClient()
+    client = FakeClient(parts=_parts(95, 3, 2))
     result = _run(client, use_async, _counts(100, 95, 3, 2))
     assert result == SettleResult("us_jb_p", "failed", True, "3 of 100 parts failed, 2 canceled")
     assert client.calls[-1] == (
@@ -687,7 +721,7 @@ def test_settle_fails_with_counts(use_async: bool) -> None:
 
 @sync_and_async
 def test_settle_custom_message_and_outcomes_frame(use_async: bool) -> None:
-    client = FakeClient()
+    client = FakeClient(parts=_parts(2, 1, 1))
     result = _run(client, use_async, finished_outcomes(), message="see the notebook")
     assert (result.status, result.changed, result.message) == ("failed", True, "see the notebook")
 
@@ -702,7 +736,7 @@ def test_settle_refuses_parts_not_ended_and_sends_nothing(use_async: bool) -> No
 
 @sync_and_async
 def test_settle_allow_unfinished_fails_the_parent(use_async: bool) -> None:
-    client = FakeClient()
+    client = FakeClient(parts=_parts(2, 1, 1, 2))
     result = _run(client, use_async, handmade_outcomes(), allow_unfinished=True)
     assert result == SettleResult(
         "us_jb_p", "failed", True, "1 of 6 parts failed, 1 canceled, 2 not ended"
@@ -713,7 +747,7 @@ def test_settle_allow_unfinished_fails_the_parent(use_async: bool) -> None:
 def test_settle_waits_for_a_run_handle(use_async: bool) -> None:
     # The run is still going when handed in; settle waits (or awaits) for it to end.
     running = StandInRun(handmade_outcomes(), then=finished_outcomes())
-    client = FakeClient()
+    client = FakeClient(parts=_parts(2, 1, 1))
     result = _run(client, use_async, running)  # type: ignore[arg-type]
     assert running.waited == 1
     assert result == SettleResult("us_jb_p", "failed", True, "1 of 4 parts failed, 1 canceled")
@@ -752,18 +786,18 @@ def test_asettle_needs_an_awaitable_run() -> None:
 
 @sync_and_async
 def test_settle_lost_race_reports_unchanged(use_async: bool) -> None:
-    client = FakeClient(race="failed")
+    client = FakeClient(race="failed", parts=_parts(3))
     result = _run(client, use_async, _counts(3, 3))
     assert result == SettleResult(
         "us_jb_p", "failed", False, "parent us_jb_p was already failed; unchanged"
     )
-    assert [c[0] for c in client.calls] == ["get_job", "complete_job", "get_job"]
+    assert [c[0] for c in client.calls] == ["get_job", "list_parts", "complete_job", "get_job"]
 
 
 @sync_and_async
 def test_settle_refusal_for_another_reason_is_raised(use_async: bool) -> None:
     # Refused, yet the parent has not ended: not a lost race, so not hidden.
-    client = FakeClient(race="created")
+    client = FakeClient(race="created", parts=_parts(3))
     with pytest.raises(InvalidTransitionError, match="cannot complete"):
         _run(client, use_async, _counts(3, 3))
 
@@ -794,7 +828,8 @@ def test_settle_other_errors_propagate(use_async: bool) -> None:
         (
             lambda: settle(object(), "p", _counts(1, 1)),
             TypeError,
-            "settle() needs a client with get_job, complete_job and fail_job, got object",
+            "settle() needs a client with get_job, list_parts, complete_job and fail_job, "
+            "got object",
         ),
         (
             lambda: settle(FakeAsyncClient(FakeClient()), "p", _counts(1, 1)),
@@ -839,3 +874,270 @@ def test_docstring_examples() -> None:
     result = doctest.testmod(splitkit.outcomes, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0
     assert result.failed == 0
+
+
+# --- the parent a frame belongs to ----------------------------------------------------------
+
+
+def test_frame_parent_id_from_attrs_or_column() -> None:
+    frame = finished_outcomes()
+    assert frame_parent_id(frame) is None  # made by hand: unknown
+    frame.attrs["parent_id"] = "us_jb_a"
+    assert frame_parent_id(frame) == "us_jb_a"
+    # attrs survive filtering, column selection and sorting ...
+    narrowed = frame[frame["status"] == "completed"][["status", "records"]].sort_values("records")
+    assert frame_parent_id(narrowed) == "us_jb_a"
+    # ... merge drops them, and then the column carries the id.
+    with_column = frame.assign(parent_id="us_jb_a")
+    merged = with_column.merge(pd.DataFrame({"part": [0, 1, 2, 3], "x": 1}), on="part")
+    assert merged.attrs == {}
+    assert frame_parent_id(merged) == "us_jb_a"
+
+
+def test_frame_parent_id_refuses_mixed_parents() -> None:
+    a = finished_outcomes().assign(parent_id="us_jb_a")
+    b = finished_outcomes().assign(parent_id="us_jb_b")
+    mixed = pd.concat([a, b])
+    with pytest.raises(ValueError, match=re.escape("mixes parts of 2 parents (us_jb_a, us_jb_b)")):
+        frame_parent_id(mixed)
+    with pytest.raises(ValueError, match="mixes parts of 2 parents"):
+        summarize(mixed)
+    a.attrs["parent_id"] = "us_jb_b"  # attrs and column disagree
+    with pytest.raises(ValueError, match="mixes parts of 2 parents"):
+        frame_parent_id(a)
+
+
+@pytest.mark.parametrize("bad", [3, "", ["us_jb_a"]])
+def test_frame_parent_id_bad_attrs(bad: object) -> None:
+    frame = finished_outcomes()
+    frame.attrs["parent_id"] = bad
+    with pytest.raises(ValueError, match=re.escape("frame.attrs['parent_id'] must be a job id")):
+        frame_parent_id(frame)
+
+
+def test_summarize_carries_the_parent_id() -> None:
+    frame = finished_outcomes()
+    frame.attrs["parent_id"] = "us_jb_a"
+    summary = summarize(frame)
+    assert summary["parent_id"].tolist() == ["us_jb_a"]
+    assert summary.attrs["parent_id"] == "us_jb_a"
+    # Summaries concatenated to compare runs keep the id in their column.
+    runs = pd.concat([summary, summary], keys=["first", "second"])
+    assert frame_parent_id(runs) == "us_jb_a"
+    # A bare payload has no parent: missing, until one is given.
+    bare = summarize(parts_completed=COUNTS_PAYLOAD)
+    assert bare["parent_id"].isna().all()
+    assert "parent_id" not in bare.attrs
+    assert frame_parent_id(bare) is None
+    labeled = summarize(parts_completed=COUNTS_PAYLOAD, parent_id="us_jb_x")
+    assert frame_parent_id(labeled) == "us_jb_x"
+    # A whole event names its job.
+    event = {"topic": "job:parts-completed", "context": {"jobId": "us_jb_e"}}
+    assert frame_parent_id(summarize(parts_completed=event | {"payload": COUNTS_PAYLOAD})) == (
+        "us_jb_e"
+    )
+
+
+def test_summarize_refuses_a_parent_id_that_contradicts_the_data() -> None:
+    frame = finished_outcomes()
+    frame.attrs["parent_id"] = "us_jb_a"
+    with pytest.raises(
+        ValueError,
+        match=re.escape("parent_id is 'us_jb_x' but the outcomes are of parent 'us_jb_a'"),
+    ):
+        summarize(frame, parent_id="us_jb_x")
+    event = {"context": {"jobId": "us_jb_e"}, "payload": COUNTS_PAYLOAD}
+    with pytest.raises(ValueError, match="but the event is of parent 'us_jb_e'"):
+        summarize(parts_completed=event, parent_id="us_jb_x")
+    with pytest.raises(ValueError, match="parent_id must be a job id string or None, got ''"):
+        summarize(frame, parent_id="")
+
+
+# --- settle decides from the server ---------------------------------------------------------
+
+
+@sync_and_async
+def test_settle_refuses_a_frame_of_another_parent_and_sends_nothing(use_async: bool) -> None:
+    client = FakeClient(parts=_parts(3))
+    other = summarize(parts_completed={"parts": {"total": 3, "completed": 3}}, parent_id="us_jb_b")
+    message = "the frame handed in is of parent us_jb_b, not us_jb_p"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        _run(client, use_async, other)
+    outcomes = finished_outcomes().assign(parent_id="us_jb_b")
+    with pytest.raises(ValueError, match=re.escape(message)):
+        _run(client, use_async, outcomes, allow_unfinished=True)  # no escape from this one
+    assert client.calls == []
+
+
+@sync_and_async
+def test_settle_refuses_the_run_of_another_parent_before_waiting(use_async: bool) -> None:
+    running = StandInRun(handmade_outcomes(), then=finished_outcomes())
+    running.parent_id = "us_jb_b"  # type: ignore[attr-defined]
+    client = FakeClient(parts=_parts(2, 1, 1))
+    message = "the run handed in is of parent us_jb_b, not us_jb_p"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        _run(client, use_async, running)  # type: ignore[arg-type]
+    assert running.waited == 0
+    assert client.calls == []
+
+
+@sync_and_async
+def test_settle_refuses_while_the_server_has_parts_not_ended(use_async: bool) -> None:
+    # The frame of a run that has not listed its parts yet: 0 parts, nothing pending.
+    client = FakeClient(parts=_parts(5, open_=3))
+    message = (
+        "parent us_jb_p has 3 of 8 parts not ended on the server (1 executing, 2 ready); "
+        "the frame handed in counts 0 parts, 0 not ended"
+    )
+    with pytest.raises(ValueError, match=re.escape(message)):
+        _run(client, use_async, empty_outcomes())
+    assert [c[0] for c in client.calls] == ["get_job", "list_parts"]
+    assert client.status == "executing"
+
+
+@sync_and_async
+def test_settle_refuses_counts_that_differ_from_the_server(use_async: bool) -> None:
+    client = FakeClient(parts=_parts(1, 1, 1))
+    with pytest.raises(ValueError) as refused:
+        _run(client, use_async, _counts(3, 3))
+    assert (
+        "the counts handed in do not match the parts of parent us_jb_p on the server: "
+        "frame total=3 completed=3 failed=0 canceled=0 pending=0; "
+        "server total=3 completed=1 failed=1 canceled=1 pending=0"
+    ) in str(refused.value)
+    assert "nothing was changed" in str(refused.value)
+    assert [c[0] for c in client.calls] == ["get_job", "list_parts"]
+    assert client.status == "executing"
+
+
+@sync_and_async
+def test_settle_allow_unfinished_still_compares_counts(use_async: bool) -> None:
+    # Allowed: parts not ended on the server, as many as the frame says.
+    client = FakeClient(parts=_parts(8, 1, 0, 1))
+    result = _run(client, use_async, _counts(10, 8, 1), allow_unfinished=True)
+    assert result == SettleResult(
+        "us_jb_p", "failed", True, "1 of 10 parts failed, 0 canceled, 1 not ended"
+    )
+    # Refused: the frame's view is not the server's.
+    client = FakeClient(parts=_parts(7, 1, 0, 2))
+    with pytest.raises(ValueError, match="do not match the parts of parent us_jb_p"):
+        _run(client, use_async, _counts(10, 8, 1), allow_unfinished=True)
+    assert client.status == "executing"
+
+
+# --- settle after a doubtful answer ---------------------------------------------------------
+
+
+def _post_error(kind: str, job_id: str) -> Exception:
+    path = f"/jobs/{job_id}/complete"
+    if kind == "lost":
+        return ConnectionFailedError("POST", path, "the answer was lost after sending")
+    if kind == "429":
+        return RateLimitedError("POST", path, 429, "slow down", retry_after=0.0)
+    return ServerError("POST", path, int(kind), "Bad Gateway")
+
+
+class DoubtfulClient(FakeClient):
+    """Answers each complete/fail as ``answers`` says, then normally.
+
+    ``"<kind> after"``: processed, then the error ``kind`` (lost, 500, 502, ...);
+    ``"<kind> before"``: not processed, the error; ``"other <kind>"``: another settler
+    ends the parent its own way, then the error; ``"late <kind>"``: the error now, the
+    processing just before the next request arrives (a slow server behind a gateway).
+    """
+
+    def __init__(self, answers: list[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.answers = list(answers)
+        self.late: tuple[str, dict[str, Any]] | None = None
+
+    def _end(self, name: str, job_id: str, status: str, kwargs: dict[str, Any]) -> FakeJob:
+        if self.late is not None:
+            self.status, self.outcome = self.late
+            self.late = None
+        answer = self.answers.pop(0) if self.answers else "ok"
+        if answer == "ok":
+            return super()._end(name, job_id, status, kwargs)
+        first, second = answer.split()
+        if first == "other":
+            self.calls.append((name, job_id, kwargs))
+            self.status, self.outcome = "failed", {"message": "the other settler"}
+            raise _post_error(second, job_id)
+        if first == "late":
+            self.calls.append((name, job_id, kwargs))
+            self.late = (status, {"message": kwargs.get("message")})
+            raise _post_error(second, job_id)
+        if second == "after":
+            super()._end(name, job_id, status, kwargs)
+        else:
+            self.calls.append((name, job_id, kwargs))
+        raise _post_error(first, job_id)
+
+
+@sync_and_async
+@pytest.mark.parametrize("kind", ["lost", "500", "502", "504"])
+def test_settle_reports_its_own_change_when_the_answer_is_lost(use_async: bool, kind: str) -> None:
+    client = DoubtfulClient([f"{kind} after"], parts=_parts(3))
+    result = _run(client, use_async, _counts(3, 3))
+    assert result == SettleResult("us_jb_p", "complete", True, "3 of 3 parts completed")
+    assert [c[0] for c in client.calls] == ["get_job", "list_parts", "complete_job", "get_job"]
+
+
+@sync_and_async
+@pytest.mark.parametrize("kind", ["lost", "429", "503"])
+def test_settle_sends_again_when_the_parent_is_still_open(use_async: bool, kind: str) -> None:
+    client = DoubtfulClient([f"{kind} before"], parts=_parts(2, 1))
+    result = _run(client, use_async, _counts(3, 2, 1))
+    assert result == SettleResult("us_jb_p", "failed", True, "1 of 3 parts failed, 0 canceled")
+    assert [c[0] for c in client.calls] == [
+        "get_job",
+        "list_parts",
+        "fail_job",
+        "get_job",
+        "fail_job",
+    ]
+
+
+@sync_and_async
+def test_settle_gives_up_after_a_bounded_number_of_sends(use_async: bool) -> None:
+    client = DoubtfulClient(["502 before"] * 10, parts=_parts(3))
+    with pytest.raises(ServerError, match="502: Bad Gateway"):
+        _run(client, use_async, _counts(3, 3))
+    assert [c[0] for c in client.calls].count("complete_job") == SETTLE_SENDS
+    assert client.status == "executing"
+
+
+@sync_and_async
+@pytest.mark.parametrize(
+    ("parts", "summary"),
+    [
+        (_parts(3), _counts(3, 3)),  # we complete; the other settler failed it
+        (_parts(2, 1), _counts(3, 2, 1)),  # we fail too, with another message: not ours
+    ],
+    ids=["other-status", "other-message"],
+)
+def test_settle_after_a_doubtful_answer_reports_another_settlers_end(
+    use_async: bool, parts: list[str], summary: pd.DataFrame
+) -> None:
+    client = DoubtfulClient(["other 502"], parts=parts)
+    result = _run(client, use_async, summary)
+    assert result == SettleResult(
+        "us_jb_p", "failed", False, "parent us_jb_p was already failed; unchanged"
+    )
+
+
+@sync_and_async
+def test_settle_a_late_processed_send_then_refused_is_our_change(use_async: bool) -> None:
+    # 504 while the parent still reads open; our first send lands before the second,
+    # which is refused: the parent ended as we asked, so the change is ours.
+    client = DoubtfulClient(["late 504"], parts=_parts(3))
+    result = _run(client, use_async, _counts(3, 3))
+    assert result == SettleResult("us_jb_p", "complete", True, "3 of 3 parts completed")
+    assert [c[0] for c in client.calls] == [
+        "get_job",
+        "list_parts",
+        "complete_job",
+        "get_job",
+        "complete_job",
+        "get_job",
+    ]

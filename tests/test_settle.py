@@ -1,8 +1,9 @@
 """settle() / asettle() against the embedded server over real HTTP.
 
 The decision logic and the race handling are unit-tested with stand-in clients in
-test_outcomes.py; here the server's own refusals (400 ``transition``) and the
-``job:parts-completed`` payload it emits are the inputs.
+test_outcomes.py; here the server's own refusals (400 ``transition``), its parts and
+the ``job:parts-completed`` payload it emits are the inputs, and lost or 502 answers
+are injected by a transport that forwards to the server first (``answer_faults``).
 """
 
 from __future__ import annotations
@@ -14,13 +15,16 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from answer_faults import AnswerFaults, AsyncAnswerFaults, Fault, posts_to
 
-from splitkit.api import AsyncClient, Client, Event, Job
+from splitkit.api import AsyncClient, Client, Event, Job, RetryPolicy
 from splitkit.dispatch import Part, dispatch
+from splitkit.dispatch.state import RunState
 from splitkit.outcomes import (
     SettleResult,
     asettle,
     empty_outcomes,
+    frame_parent_id,
     settle,
     settle_decision,
     summarize,
@@ -143,6 +147,9 @@ def test_lost_race_against_the_server_reports_unchanged(client: Client, parent: 
                 client.fail_job(job_id, message="the other settler")
             return job
 
+        def list_parts(self, parent_id: str) -> list[Job]:
+            return client.list_parts(parent_id)
+
         def complete_job(self, job_id: str, **kwargs: Any) -> Job:
             return client.complete_job(job_id, **kwargs)  # refused by the server: 400
 
@@ -259,3 +266,180 @@ def test_asettle_awaits_a_run_handle(server: EmbeddedServer, client: Client) -> 
     result = asyncio.run(main())
     assert result == SettleResult(parent_id, "failed", True, "1 of 2 parts failed, 0 canceled")
     assert client.get_job(parent_id).status == "failed"
+
+
+# --- settle decides from the server ---------------------------------------------------------
+
+OPEN = {"created", "planning", "scheduled", "ready", "executing", "waiting"}
+
+
+def test_settle_refuses_the_outcomes_of_a_run_still_going(
+    client: Client, server: EmbeddedServer
+) -> None:
+    parent_id = _split_from_a_plan(client, server, 3)
+    before = client.get_job(parent_id)
+    release = threading.Event()
+
+    def handler(part: Part) -> str:
+        release.wait(30)
+        return "ok"
+
+    handle = dispatch(client, parent_id, handler, progress=False, wait=False)
+    try:
+        # What handle.outcomes is before the engine has listed the parts: no rows.
+        # Read as "0 of 0 parts completed", it once completed the parent.
+        not_listed = RunState(parent_id).frame()
+        assert frame_parent_id(not_listed) == parent_id
+        with pytest.raises(ValueError) as refused:
+            settle(client, parent_id, not_listed)
+        assert f"parent {parent_id} has 3 of 3 parts not ended on the server (" in str(
+            refused.value
+        )
+        assert "the frame handed in counts 0 parts, 0 not ended" in str(refused.value)
+        # The frame as it is now (listed or not): refused all the same.
+        with pytest.raises(ValueError, match="not ended"):
+            settle(client, parent_id, handle.outcomes)
+        job = client.get_job(parent_id)
+        assert (job.status, job.updated_at) == (before.status, before.updated_at)
+    finally:
+        release.set()
+    result = settle(client, parent_id, handle)
+    assert result == SettleResult(parent_id, "complete", True, "3 of 3 parts completed")
+
+
+def test_settle_refuses_the_outcomes_of_another_parent(
+    client: Client, server: EmbeddedServer
+) -> None:
+    a = _split_from_a_plan(client, server, 2)
+    b = _split_from_a_plan(client, server, 2)
+    a_outcomes = dispatch(client, a, lambda part: "ok", progress=False).outcomes
+    assert frame_parent_id(a_outcomes) == a
+    b_before = client.get_job(b)
+
+    for frame in (a_outcomes, summarize(a_outcomes)):
+        with pytest.raises(ValueError, match=f"the frame handed in is of parent {a}, not {b}"):
+            settle(client, b, frame)
+    # Stripped of its parent id, A's frame is checked against B's parts: still ready.
+    anonymous = a_outcomes.drop(columns="parent_id")
+    anonymous.attrs = {}
+    assert frame_parent_id(anonymous) is None
+    with pytest.raises(ValueError, match=f"parent {b} has 2 of 2 parts not ended on the server"):
+        settle(client, b, anonymous)
+
+    job = client.get_job(b)
+    assert (job.status, job.updated_at) == (b_before.status, b_before.updated_at)
+    assert {part.status for part in client.list_parts(b)} <= OPEN
+
+    # B's parts ended just as A's did: the counts agree, only the parent id tells.
+    b_outcomes = dispatch(client, b, lambda part: "ok", progress=False).outcomes
+    assert summarize(b_outcomes)[["total", "completed"]].iloc[0].tolist() == [2, 2]
+    with pytest.raises(ValueError, match=f"the frame handed in is of parent {a}, not {b}"):
+        settle(client, b, summarize(a_outcomes))
+    assert client.get_job(b).status not in {"complete", "failed", "canceled"}
+    assert settle(client, a, a_outcomes).changed
+    assert settle(client, b, b_outcomes).changed
+
+
+def test_settle_refuses_a_summary_whose_counts_differ_from_the_server(
+    client: Client, parent: Any
+) -> None:
+    parent_id, parts = parent(3)
+    _end_parts(client, parts, ["complete", "failed", "canceled"])
+    before = client.get_job(parent_id)
+    wrong = summarize(parts_completed={"parts": {"total": 3, "completed": 3}})
+    with pytest.raises(ValueError) as refused:
+        settle(client, parent_id, wrong)
+    assert (
+        "frame total=3 completed=3 failed=0 canceled=0 pending=0; "
+        "server total=3 completed=1 failed=1 canceled=1 pending=0"
+    ) in str(refused.value)
+    job = client.get_job(parent_id)
+    assert (job.status, job.updated_at) == (before.status, before.updated_at)
+    # The event's own counts agree with the server: settled.
+    right = summarize(parts_completed=_parts_completed(client, parent_id))
+    assert frame_parent_id(right) == parent_id  # the whole event names its job
+    assert settle(client, parent_id, right).status == "failed"
+
+
+def test_settle_allow_unfinished_fails_a_parent_with_open_parts(
+    client: Client, parent: Any
+) -> None:
+    parent_id, parts = parent(3)
+    _end_parts(client, parts[:1], ["complete"])
+    counts = {"total": 3, "completed": 1, "failed": 0, "canceled": 0}
+    summary = summarize(parts_completed={"parts": counts})
+    with pytest.raises(ValueError, match="2 parts have not ended"):
+        settle(client, parent_id, summary)
+    result = settle(client, parent_id, summary, allow_unfinished=True)
+    assert result == SettleResult(
+        parent_id, "failed", True, "0 of 3 parts failed, 0 canceled, 2 not ended"
+    )
+
+
+# --- settle reports what it did when the answer is lost ---------------------------------------
+
+
+@pytest.mark.parametrize("fault", ["lost", "502 after"])
+def test_settle_reports_its_change_when_the_answer_is_lost(
+    server: EmbeddedServer, client: Client, parent: Any, fault: Fault
+) -> None:
+    parent_id, parts = parent(3)
+    _end_parts(client, parts, ["complete"] * 3)
+    summary = summarize(parts_completed=_parts_completed(client, parent_id))
+    faults = AnswerFaults(posts_to(f"/jobs/{parent_id}/complete"), fault)
+    with Client(
+        server.url,
+        server.token,
+        environment_id=server.environment_id,
+        retry=RetryPolicy(attempts=1),  # the client alone would not resend it either
+        transport=faults,
+    ) as lossy:
+        result = settle(lossy, parent_id, summary)
+    assert faults.spoiled == 1
+    assert result == SettleResult(parent_id, "complete", True, "3 of 3 parts completed")
+    job = client.get_job(parent_id)
+    assert job.outcome is not None
+    assert (job.status, job.outcome.get("message")) == ("complete", "3 of 3 parts completed")
+
+
+def test_settle_sends_again_when_the_request_never_got_through(
+    server: EmbeddedServer, client: Client, parent: Any
+) -> None:
+    parent_id, parts = parent(2)
+    _end_parts(client, parts, ["complete", "failed"])
+    summary = summarize(parts_completed=_parts_completed(client, parent_id))
+    faults = AnswerFaults(posts_to(f"/jobs/{parent_id}/fail"), "502 before", times=2)
+    with Client(
+        server.url,
+        server.token,
+        environment_id=server.environment_id,
+        retry=RetryPolicy(attempts=1),
+        transport=faults,
+    ) as lossy:
+        result = settle(lossy, parent_id, summary)
+    assert faults.spoiled == 2
+    assert faults.forwarded.count(f"POST /v1/jobs/{parent_id}/fail") == 1
+    assert result == SettleResult(parent_id, "failed", True, "1 of 2 parts failed, 0 canceled")
+
+
+def test_asettle_reports_its_change_after_a_502(
+    server: EmbeddedServer, client: Client, parent: Any
+) -> None:
+    parent_id, parts = parent(2)
+    _end_parts(client, parts, ["complete", "complete"])
+    summary = summarize(parts_completed=_parts_completed(client, parent_id))
+    faults = AsyncAnswerFaults(posts_to(f"/jobs/{parent_id}/complete"), "502 after")
+
+    async def main() -> SettleResult:
+        async with AsyncClient(
+            server.url,
+            server.token,
+            environment_id=server.environment_id,
+            retry=RetryPolicy(attempts=1),
+            transport=faults,
+        ) as lossy:
+            return await asettle(lossy, parent_id, summary)
+
+    result = asyncio.run(main())
+    assert faults.spoiled == 1
+    assert result == SettleResult(parent_id, "complete", True, "2 of 2 parts completed")

@@ -16,7 +16,11 @@ at ``RetryPolicy.max_wait``.
 
 The most requests one client call makes: ``RetryPolicy.attempts`` (default
 4), the first try included; a call that pages (``list_parts``) makes at most
-that many per page. Nothing else in splitkit resends a request.
+that many per page. Nothing else in splitkit resends a request. One addition
+below splitkit: under ``AsyncClient`` aiohttp itself resends an idempotent
+request (GET, PUT, DELETE; never a POST) once when the connection drops
+before an answer (RFC 9112 §9.3.1), so such a call can make up to
+2 × ``attempts`` requests when connections keep dropping.
 """
 
 from __future__ import annotations

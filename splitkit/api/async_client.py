@@ -315,8 +315,12 @@ class AsyncClient(BaseClient):
         include_acknowledged: bool = False,
         page_number: int = 1,
         page_size: int = 100,
+        after_sequence: int | None = None,
     ) -> list[Event]:
-        """Events of the configured environment in creation order; ``since`` is exclusive."""
+        """Events of the configured environment in creation order; ``since`` is exclusive.
+
+        ``after_sequence`` (exclusive) pages by the embedded server's event ``sequence``;
+        the real platform has no such cursor."""
         return await self._send(
             ops.list_events(
                 since=since,
@@ -326,6 +330,7 @@ class AsyncClient(BaseClient):
                 page_number=page_number,
                 page_size=page_size,
                 environment_id=self._config.environment_id,
+                after_sequence=after_sequence,
             )
         )
 

@@ -32,7 +32,9 @@ class RetryPolicy:
 
     ``attempts`` counts every try, the first included (1 = never retry): it
     is the most requests one client call makes (a paging call such as
-    ``list_parts``: per page). No other layer of splitkit resends requests.
+    ``list_parts``: per page). No other layer of splitkit resends requests
+    (aiohttp, under ``AsyncClient``, may resend a GET, PUT or DELETE once more
+    per attempt on a dropped connection; never a POST).
     The wait before retry *n* is ``initial * 2**(n-1)`` plus up to ``jitter``
     seconds, capped at ``max_wait``; the ``Retry-After`` of a 429 or 503
     replaces it (capped too).

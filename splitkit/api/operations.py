@@ -30,7 +30,7 @@ from splitkit.api.frames import records_body, records_frame
 from splitkit.api.models import Event, Job, RecordCounts
 
 # The endpoint functions are used as `operations.get_job(...)`; only the types are re-exported.
-__all__ = ["IDEMPOTENT_METHODS", "Flow", "Operation", "Page"]
+__all__ = ["Flow", "Operation", "Page"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -508,7 +508,10 @@ def list_events(
     page_number: int = 1,
     page_size: int = 100,
     environment_id: str | None = None,
+    after_sequence: int | None = None,
 ) -> Operation[list[Event]]:
+    """``after_sequence`` (exclusive) is the embedded server's event cursor (events carry a
+    ``sequence``); the real platform has no such parameter."""
     if since is not None and not isinstance(since, datetime | str):
         raise ValueError(f"since must be a datetime, an ISO-8601 string or None, got {since!r}")
     if not isinstance(include_acknowledged, bool):
@@ -519,6 +522,9 @@ def list_events(
         {
             "environment_id": environment_id,
             "since": since,
+            "after_sequence": (
+                None if after_sequence is None else _int_in("after_sequence", after_sequence, 0)
+            ),
             "topic": _optional_str("topic", topic),
             "domain": _optional_str("domain", domain),
             "include_acknowledged": include_acknowledged,

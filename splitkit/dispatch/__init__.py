@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -65,6 +64,7 @@ def dispatch(
     observers: Sequence[RunObserver] = (),
     panel: bool | None = None,
     wait: bool | None = None,
+    delivery_window: float = 60.0,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> RunHandle:
     """Process every part of a split parent job that has not ended yet.
@@ -81,12 +81,22 @@ def dispatch(
     overrides); else a tqdm bar (`progress=False` for none, `tqdm_class=` to choose).
 
     A handler's exception fails its part at once, unless it is one of `retry_on`
-    (connection errors, 429 and 5xx by default), which retry the part up to `retries`
-    times with backoff. `timeout` bounds each handler call. One run per parent at a time
-    in a process: a second `dispatch()` on a parent whose run is still going is refused.
-    Ctrl-C (or "interrupt kernel") during a blocking dispatch cancels the run: running
-    parts finish, the rest end `canceled`. `transport` replaces the HTTP transport (tests,
-    proxies).
+    (connection errors, 429 and 5xx by default): then the handler runs again, up to
+    `retries` times with backoff (the records are not fetched again). `timeout` bounds each
+    handler call; a handler's own TimeoutError is reported as itself. A part whose ack or
+    records request cannot get through (after the client's own retries) is left open with
+    the reason, never failed: its handler did not run. A part's end (complete or fail) is
+    delivered to the server as long as the server takes it within `delivery_window`
+    seconds; after that the part is left open (`pending`, with the reason) and a later
+    `dispatch()` runs it again.
+
+    One run per parent at a time in a process: a second `dispatch()` on a parent whose run
+    is still going is refused. Ctrl-C (or "interrupt kernel") during a blocking dispatch or
+    `handle.wait()` stops the run here: no new part starts, running parts finish and their
+    results are delivered, the rest stay open on the server, and `dispatch()` again picks
+    them up (a second Ctrl-C stops waiting for the running parts). To cancel the rest on the
+    server instead, call `handle.cancel()` (the panel's Cancel button). `transport` replaces
+    the HTTP transport (tests, proxies).
     """
     config = _config_of(client)
     non_empty_str("parent_job_id", parent_job_id, what="a job id string")
@@ -95,6 +105,7 @@ def dispatch(
     if timeout is not None:
         positive_number("timeout", timeout)
     non_negative_int("retries", retries)
+    positive_number("delivery_window", delivery_window)
     if plan is not None and not isinstance(plan, pd.DataFrame):
         raise TypeError(f"plan must be a DataFrame from plan_parts(), got {type(plan).__name__}")
     if executor is not None and not isinstance(executor, Executor):
@@ -121,7 +132,12 @@ def dispatch(
         config,
         parent_job_id,
         handler,
-        options=PartOptions(timeout_s=timeout, retries=retries, retry_on=retry_on),
+        options=PartOptions(
+            timeout_s=timeout,
+            retries=retries,
+            retry_on=retry_on,
+            delivery_window_s=delivery_window,
+        ),
         executor=executor or LoopExecutor(),
         controls=Controls(concurrency),
         state=RunState(parent_id=parent_job_id),
@@ -137,19 +153,8 @@ def dispatch(
     handle.start()
     block = (not in_loop) if wait is None else wait
     if block:
-        _wait_or_cancel(handle)
+        handle.wait()  # Ctrl-C here stops the run locally (see RunHandle.wait)
     return handle
-
-
-def _wait_or_cancel(handle: RunHandle) -> None:
-    """Block until the run ends; on Ctrl-C cancel it (running parts finish) and re-raise."""
-    try:
-        handle.wait()
-    except KeyboardInterrupt:
-        handle.cancel()
-        with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C stops waiting
-            handle.wait()
-        raise
 
 
 def _config_of(client: Client | AsyncClient | ClientConfig) -> ClientConfig:

@@ -1,4 +1,5 @@
-"""Pause, resume, cancel and concurrency: set from any thread, obeyed by the engine's loop.
+"""Pause, resume, stop, cancel and concurrency: set from any thread, obeyed by the engine's
+loop.
 
 The engine runs on its own event loop in a background thread (so notebook buttons keep
 working while parts run). Calls from other threads are handed to that loop with
@@ -20,6 +21,7 @@ class Controls:
     def __init__(self, concurrency: int) -> None:
         self._limit = positive_int("concurrency", concurrency)
         self._paused = False
+        self._stopped = False
         self._cancelled = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
@@ -36,6 +38,11 @@ class Controls:
         return self._paused
 
     @property
+    def stopped(self) -> bool:
+        """Stopped here (Ctrl-C, `stop()`): no new part starts; the rest stay open."""
+        return self._stopped
+
+    @property
     def cancelled(self) -> bool:
         return self._cancelled
 
@@ -50,6 +57,10 @@ class Controls:
 
     def resume(self) -> None:
         self._apply(lambda: setattr(self, "_paused", False))
+
+    def stop(self) -> None:
+        """Start no new part; running parts finish; the rest stay open on the server."""
+        self._apply(lambda: setattr(self, "_stopped", True))
 
     def cancel(self) -> None:
         """Start no new part; the engine then cancels the parts that never started."""
@@ -96,7 +107,7 @@ class Controls:
 
     async def slot(self, running: Callable[[], int], cap: int | None = None) -> bool:
         """Wait until a new part may start (fewer than the concurrency, or `cap`, running);
-        False once the run is cancelled."""
+        False once the run is stopped or cancelled."""
         assert self._changed is not None, "bind() first"
 
         def may_start() -> bool:
@@ -104,8 +115,12 @@ class Controls:
             return not self._paused and running() < limit
 
         async with self._changed:
-            await self._changed.wait_for(lambda: self._cancelled or may_start())
-        return not self._cancelled
+            await self._changed.wait_for(lambda: self._ending or may_start())
+        return not self._ending
+
+    @property
+    def _ending(self) -> bool:
+        return self._stopped or self._cancelled
 
     async def part_ended(self) -> None:
         """A running part ended: a slot may have opened."""

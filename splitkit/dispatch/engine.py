@@ -2,8 +2,9 @@
 
 One engine runs on one event loop (the handle's background thread). It lists the parent's
 parts, keeps those already ended on the server as they are, and for each other part waits
-for a slot (concurrency, pause, cancel) and runs it with `steps.run_part`. On cancel it
-cancels, on the server, the parts it never started.
+for a slot (concurrency, pause, stop, cancel) and runs it with `steps.run_part`. On stop
+(Ctrl-C) the parts it never started stay open on the server for the next run; on cancel
+it cancels them on the server.
 """
 
 from __future__ import annotations

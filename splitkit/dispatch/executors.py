@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import inspect
+import threading
 from collections.abc import Callable
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from splitkit._checks import positive_int
 from splitkit.dispatch.part import Part
 
 Handler = Callable[[Part], Any]
+T = TypeVar("T")
 
 
 def _call_in_worker(handler: Handler, part: Part) -> Any:
@@ -41,41 +44,57 @@ class Executor(Protocol):
     def close(self) -> None: ...
 
 
-# Threads are made on demand, one per part in flight; the engine's concurrency is the bound.
-# Large, so that a handler stuck past its timeout never holds back the next part.
-_ON_DEMAND_THREADS = 1024
-
-
 class LoopExecutor:
     """The default: async handlers run on the engine's loop, sync ones in threads.
 
-    The threads are this executor's own (not asyncio's default pool, which holds only
-    cpu + 4), so `concurrency=32` means 32 sync handlers at once, and a handler stuck past
-    its timeout does not keep the run from ending.
+    Each sync handler call gets a daemon thread of its own (not asyncio's default pool,
+    which holds only cpu + 4), so `concurrency=32` means 32 sync handlers at once, and a
+    handler stuck past its timeout neither holds back the run's end nor keeps the process
+    alive after it (a pool's threads are joined at interpreter exit; daemon threads are
+    not).
     """
-
-    def __init__(self) -> None:
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
 
     async def run(self, handler: Handler, part: Part) -> Any:
         if inspect.iscoroutinefunction(handler):
             return await handler(part)
-        if self._pool is None:
-            self._pool = concurrent.futures.ThreadPoolExecutor(
-                _ON_DEMAND_THREADS, thread_name_prefix="splitkit-handler"
-            )
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._pool, functools.partial(_call_in_worker, handler, part)
+        return await in_daemon_thread(
+            functools.partial(_call_in_worker, handler, part), name=f"splitkit-part-{part.index}"
         )
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        """Nothing to release: a thread ends with its handler call (a stuck one is left)."""
 
     def __repr__(self) -> str:
         return "LoopExecutor()"
+
+
+async def in_daemon_thread(call: Callable[[], T], *, name: str) -> T:
+    """`call()` in a new daemon thread; its result (or exception) comes back to the loop.
+    Cancelling the await leaves the thread running; what it returns then is dropped."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def deliver(result: T | None, error: BaseException | None) -> None:
+        if future.done():  # the caller gave up (timeout, cancel)
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def main() -> None:
+        result: T | None = None
+        error: BaseException | None = None
+        try:
+            result = call()
+        except BaseException as exc:  # handed to the awaiting task, raised there
+            error = exc
+        # RuntimeError: the run's loop has closed; nobody waits for this any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(deliver, result, error)
+
+    threading.Thread(target=main, name=name, daemon=True).start()
+    return await future
 
 
 class _PoolExecutor:
@@ -104,7 +123,10 @@ def _check_workers(max_workers: int | None) -> None:
 
 
 class ThreadExecutor(_PoolExecutor):
-    """Every handler in a dedicated thread pool (async handlers get a loop of their own)."""
+    """Every handler in a dedicated thread pool (async handlers get a loop of their own).
+
+    A pool's threads are joined when the interpreter exits: a handler stuck for ever keeps
+    the process alive, where the default `LoopExecutor`'s daemon threads do not."""
 
     def __init__(self, max_workers: int | None = None) -> None:
         _check_workers(max_workers)

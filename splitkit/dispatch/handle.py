@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
 from collections.abc import Generator
 from typing import Any
@@ -109,8 +110,20 @@ class RunHandle:
         return self._future.exception()
 
     def wait(self, timeout: float | None = None) -> pd.DataFrame:
-        """Block until the run ends; return the outcome frame. Re-raises a run's own error."""
-        return self._future.result(timeout)
+        """Block until the run ends; return the outcome frame. Re-raises a run's own error.
+
+        Ctrl-C (or "interrupt kernel") while waiting stops the run here (`stop()`): no new
+        part starts, running parts finish and their results are delivered, the rest stay
+        open on the server for the next `dispatch()`. A second Ctrl-C stops waiting for the
+        running parts (their handlers may then run again in the next run).
+        """
+        try:
+            return self._future.result(timeout)
+        except KeyboardInterrupt:
+            self.stop()
+            with contextlib.suppress(KeyboardInterrupt):
+                concurrent.futures.wait([self._future])
+            raise
 
     def __await__(self) -> Generator[Any, None, pd.DataFrame]:
         return asyncio.wrap_future(self._future).__await__()
@@ -123,8 +136,14 @@ class RunHandle:
     def resume(self) -> None:
         self.controls.resume()
 
+    def stop(self) -> None:
+        """Stop here: start no new part; running ones finish (or time out) and their results
+        are delivered; the rest stay open on the server, and `dispatch()` again runs them."""
+        self.controls.stop()
+
     def cancel(self) -> None:
-        """Start no new part; running ones finish (or time out); the rest end `canceled`."""
+        """Cancel on the server: start no new part; running ones finish (or time out); the
+        rest end `canceled` on the server (a later `dispatch()` does not run them)."""
         self.controls.cancel()
 
     def set_concurrency(self, value: int) -> None:
@@ -141,6 +160,8 @@ class RunHandle:
             if self.error
             else "done"
             if self.done
+            else "stopping"
+            if self.controls.stopped
             else "paused"
             if self.controls.paused
             else "running"

@@ -120,18 +120,28 @@ class RunState:
             return {s: self.counts[s] for s in STATUSES}
 
     def frame(self) -> pd.DataFrame:
-        """The outcome frame: one row per part, in part order."""
+        """The outcome frame: one row per part, in part order.
+
+        The parent's id is in ``frame.attrs["parent_id"]`` and in a ``parent_id``
+        column, so that settle can refuse the frame for another parent whichever
+        of the two a user's pandas steps kept (see ``splitkit.outcomes.frame_parent_id``).
+        """
         with self._lock:
             data = [row.as_dict() for row in self.rows]
         if not data:
-            return empty_outcomes()
-        frame = pd.DataFrame.from_records(data)
-        for column in ("started_at", "finished_at"):
-            frame[column] = pd.to_datetime(frame[column], utc=True)
-        frame["duration_s"] = frame["duration_s"].astype("float64")
-        frame = frame.sort_values("part", kind="stable").reset_index(drop=True)
-        extra = [c for c in frame.columns if c not in OUTCOME_COLUMNS]
-        return frame[[*OUTCOME_COLUMNS, *extra]]
+            frame = empty_outcomes()
+            frame["parent_id"] = pd.Series(dtype="str")
+        else:
+            frame = pd.DataFrame.from_records(data)
+            for column in ("started_at", "finished_at"):
+                frame[column] = pd.to_datetime(frame[column], utc=True)
+            frame["duration_s"] = frame["duration_s"].astype("float64")
+            frame = frame.sort_values("part", kind="stable").reset_index(drop=True)
+            frame["parent_id"] = pd.Series([self.parent_id] * len(frame), dtype="str")
+            extra = [c for c in frame.columns if c not in OUTCOME_COLUMNS]
+            frame = frame[[*OUTCOME_COLUMNS, *extra]]
+        frame.attrs["parent_id"] = self.parent_id
+        return frame
 
 
 def utcnow() -> datetime:

@@ -2,13 +2,37 @@
 
 `run_part` acks the part, fetches its page of records, runs the handler in the executor
 under the timeout, and ends the part on the server: complete with what the handler
-returned, or fail with what it raised. Transient errors (connection, 429, 5xx) retry the
-attempt with backoff; a handler's own exception fails the part at once.
+returned, or fail with what it raised. Who retries what:
 
-It never raises for a part's trouble: it returns a `PartResult` whose status is what the
-server says the part is. Where the server cannot be asked (it stays down), the status is
-`pending` with the error: the part is left to a later run, never recorded as failed while
-the server may have completed it.
+- Requests are retried by the client only (`RetryPolicy`, A attempts per call, 4 by
+  default): there, and nowhere else, a request the server certainly did not process is
+  sent again. This module never resends a request on its own account.
+- If the ack or the page fetch cannot get through, the part is left open (`pending`, with
+  the reason): its handler never ran, so it is not failed, and a later run picks it up.
+- `retries` / `retry_on` re-run only the handler, when the handler itself raised one of
+  `retry_on` (records are fetched once). A part is `failed` only because its handler
+  raised, timed out, or returned what cannot be sent.
+- Ending the part (complete or fail) is a reconcile loop within `delivery_window_s`:
+  send; on a refused transition or a doubtful error (5xx, 429, no answer: the server may
+  have processed the request) read the job: ended the same way → done; ended another way →
+  the server's status is reported; still open → back off and send again. When the window
+  has elapsed, or the server refuses for good (401, 404, ...), the part is `pending` with
+  the reason: a handler's result is never dropped after a few errors, and a part is never
+  recorded failed while the server may have completed it.
+
+The most requests one part makes, with A the client's attempts per call and R the
+delivery rounds that fit in the window (`most_requests()` computes it)::
+
+    ack (A) + fetch or, for a refused ack, one read (A) + R × (send (A) + read (A))
+    = 2A(R + 1)
+
+R is 1 + the backoff waits whose sum stays under the window; the waits start at
+`backoff_initial_s` and double up to `backoff_max_s`, so the defaults (60 s, 0.2 → 5 s)
+give R = 16, and with A = 4 at most 136 requests; a part that meets no fault makes 3.
+`Part.progress()` adds best-effort acks on top, at most two a second while the handler runs.
+
+`run_part` never raises for a part's trouble: it returns a `PartResult` whose status is
+what the server says the part is.
 """
 
 from __future__ import annotations
@@ -19,16 +43,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 import pandas as pd
 from tenacity import (
     AsyncRetrying,
+    RetryCallState,
     retry_if_exception_type,
+    retry_if_result,
     stop_after_attempt,
+    stop_before_delay,
     wait_exponential_jitter,
 )
 
+from splitkit._checks import non_negative_int, positive_number
 from splitkit.api import AsyncClient, Job
+from splitkit.api._base import dumps
 from splitkit.api.errors import (
     ConnectionFailedError,
     InvalidTransitionError,
@@ -44,37 +72,91 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     RateLimitedError,
     ServerError,
 )
+# Errors after which a request may or may not have been processed: ask the server.
+DOUBTFUL = (ConnectionFailedError, RateLimitedError, ServerError)
 # The server's job statuses, as outcome statuses.
 FROM_JOB_STATUS = {"complete": "completed", "failed": "failed", "canceled": "canceled"}
+_JOB_STATUS = {"completed": "complete", "failed": "failed"}
 
 
 class PartTimeoutError(Exception):
     """The handler ran longer than the per-part timeout."""
 
 
-class PartNotRunnable(Exception):
-    """The server refused to start the part (ended or waiting): it is not ours to run."""
-
-
 @dataclass(frozen=True)
 class PartOptions:
+    """How a part runs: the handler's timeout and retries, and the delivery window.
+
+    `retries` re-runs of the handler when it raised one of `retry_on`, with backoff from
+    `backoff_initial_s` doubling up to `backoff_max_s` (the delivery loop backs off the
+    same way); `delivery_window_s` bounds how long the part's end is delivered.
+    """
+
     timeout_s: float | None = None
     retries: int = 2
     retry_on: tuple[type[BaseException], ...] = TRANSIENT
     backoff_initial_s: float = 0.2
     backoff_max_s: float = 5.0
+    delivery_window_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.timeout_s is not None:
+            positive_number("timeout", self.timeout_s)
+        non_negative_int("retries", self.retries)
+        if not (
+            isinstance(self.retry_on, tuple)
+            and all(isinstance(t, type) and issubclass(t, BaseException) for t in self.retry_on)
+        ):
+            raise TypeError(f"retry_on must be a tuple of exception classes, got {self.retry_on!r}")
+        positive_number("backoff_initial_s", self.backoff_initial_s)
+        positive_number("backoff_max_s", self.backoff_max_s)
+        positive_number("delivery_window", self.delivery_window_s)
+
+    def _backoff(self) -> wait_exponential_jitter:
+        return wait_exponential_jitter(
+            multiplier=self.backoff_initial_s,
+            jitter=self.backoff_initial_s,
+            max=self.backoff_max_s,
+        )
 
     def retrying(self) -> AsyncRetrying:
+        """Runs of the handler: again after one of `retry_on`, `retries` times at most."""
         return AsyncRetrying(
             stop=stop_after_attempt(self.retries + 1),
-            wait=wait_exponential_jitter(
-                multiplier=self.backoff_initial_s,
-                jitter=self.backoff_initial_s,
-                max=self.backoff_max_s,
-            ),
+            wait=self._backoff(),
             retry=retry_if_exception_type(self.retry_on),
             reraise=True,
         )
+
+    def delivering(self) -> AsyncRetrying:
+        """Rounds of ending a part: again while a round returns a reason (still open), until
+        the next wait would end past the delivery window; then the last reason is returned."""
+        return AsyncRetrying(
+            stop=stop_before_delay(self.delivery_window_s),
+            wait=self._backoff(),
+            retry=retry_if_result(lambda outcome: isinstance(outcome, str)),
+            retry_error_callback=_last_result,
+        )
+
+    def delivery_rounds(self) -> int:
+        """The most rounds the delivery loop makes: 1 + the shortest waits that fit."""
+        rounds, waited = 1, 0.0
+        while True:
+            wait = min(self.backoff_initial_s * 2 ** (rounds - 1), self.backoff_max_s)
+            if waited + wait >= self.delivery_window_s:
+                return rounds
+            waited += wait
+            rounds += 1
+
+
+def _last_result(state: RetryCallState) -> Any:
+    assert state.outcome is not None
+    return state.outcome.result()
+
+
+def most_requests(options: PartOptions, client_attempts: int) -> int:
+    """The most requests `run_part` makes for one part (see the module docstring)."""
+    return 2 * client_attempts * (options.delivery_rounds() + 1)
 
 
 @dataclass(frozen=True)
@@ -110,6 +192,20 @@ async def run_part(
     on_attempt: Callable[[int], None] | None = None,
 ) -> PartResult:
     """Run one part to its end on the server. Never raises for the part's own trouble."""
+    try:
+        job = await client.ack_job(
+            spec.job_id, info=f"splitkit: part {spec.index + 1}/{spec.total} started", progress=0
+        )
+    except InvalidTransitionError:  # ended, or waiting: not ours to run
+        return await _server_says(client, spec.job_id, 0)
+    except Exception as exc:  # the client has resent what it safely could
+        return _left_open(0, "could not start the part", exc)
+    try:
+        page_number, page_size, _ = page_of(job, spec.plan)
+        records = await fetch_records(client, job, page_number, page_size)
+    except Exception as exc:
+        return _left_open(0, "could not read the part's records", exc)
+
     attempts = 0
     try:
         async for attempt in options.retrying():
@@ -117,56 +213,47 @@ async def run_part(
                 attempts = attempt.retry_state.attempt_number
                 if on_attempt is not None:
                     on_attempt(attempts)
-                message, outcome = await _attempt(
-                    client, spec, handler, executor, options, attempts, sink
+                part = Part(
+                    job_id=job.id,
+                    parent_id=spec.parent_id,
+                    index=spec.index,
+                    part_data=dict(job.part_data or {}),
+                    records=records,
+                    attempt=attempts,
+                    sink=sink,
                 )
-    except PartNotRunnable:
-        return await _server_says(client, spec.job_id, attempts)
+                result = await _call_handler(executor, handler, part, options.timeout_s)
+        message, outcome = result_as_outcome(result, spec.index)
+        dumps(outcome)  # the wire's own encoder: what it cannot send fails the part, with why
     except Exception as exc:
         error, tb = describe_error(exc)
-        return await _end(client, spec.job_id, attempts, "failed", error=error, tb=tb)
-    return await _end(client, spec.job_id, attempts, "completed", message=message, outcome=outcome)
-
-
-async def _attempt(
-    client: AsyncClient,
-    spec: PartSpec,
-    handler: Handler,
-    executor: Executor,
-    options: PartOptions,
-    attempt: int,
-    sink: ProgressSink | None,
-) -> tuple[str, dict[str, Any]]:
-    try:
-        job = await client.ack_job(
-            spec.job_id, info=f"splitkit: part {spec.index + 1}/{spec.total} started", progress=0
-        )
-    except InvalidTransitionError as exc:
-        raise PartNotRunnable(str(exc)) from exc
-    page_number, page_size, _ = page_of(job, spec.plan)
-    part = Part(
-        job_id=job.id,
-        parent_id=spec.parent_id,
-        index=spec.index,
-        part_data=dict(job.part_data or {}),
-        records=await fetch_records(client, job, page_number, page_size),
-        attempt=attempt,
-        sink=sink,
+        return await end_part(client, spec.job_id, attempts, options, "failed", error=error, tb=tb)
+    return await end_part(
+        client, spec.job_id, attempts, options, "completed", message=message, outcome=outcome
     )
+
+
+async def _call_handler(
+    executor: Executor, handler: Handler, part: Part, timeout_s: float | None
+) -> Any:
+    """The handler's result; `PartTimeoutError` only when the per-part timeout expired (a
+    handler's own TimeoutError or socket.timeout is its own error, raised as itself)."""
+    scope = asyncio.timeout(timeout_s)
     try:
-        result = await asyncio.wait_for(executor.run(handler, part), options.timeout_s)
+        async with scope:
+            return await executor.run(handler, part)
     except TimeoutError:
-        # A sync handler in a thread cannot be stopped; its late result is dropped.
-        raise PartTimeoutError(f"handler timed out after {options.timeout_s:g} s") from None
-    message, outcome = result_as_outcome(result, spec.index)
-    orjson.dumps(outcome)  # a result the server cannot take fails the part, with the reason
-    return message, outcome
+        if scope.expired():
+            # A sync handler in a thread cannot be stopped; its late result is dropped.
+            raise PartTimeoutError(f"handler timed out after {timeout_s:g} s") from None
+        raise
 
 
-async def _end(
+async def end_part(
     client: AsyncClient,
     job_id: str,
     attempts: int,
+    options: PartOptions,
     status: str,
     *,
     message: str | None = None,
@@ -174,48 +261,87 @@ async def _end(
     error: str | None = None,
     tb: str | None = None,
 ) -> PartResult:
-    """Complete or fail the part; on doubt, ask the server what it is."""
-    try:
-        async for attempt in PartOptions().retrying():
-            with attempt:
-                if status == "completed":
-                    await client.complete_job(job_id, outcome=outcome)
-                else:
-                    await fail_part(client, job_id, error or "failed")
-    except InvalidTransitionError:
-        # Ended some other way meanwhile (canceled, or completed by a retried request).
-        return await _server_says(client, job_id, attempts, error=error, tb=tb)
-    except Exception as exc:
-        unsent = f"could not record the outcome on the server: {describe_error(exc)[0]}"
-        return await _server_says(
-            client, job_id, attempts, error=f"{error}; {unsent}" if error else unsent, tb=tb
-        )
-    if status == "completed":
-        return PartResult("completed", attempts, message=message)
-    return PartResult("failed", attempts, message=error, error=error, traceback=tb)
+    """Complete (`status="completed"`) or fail the part, reconciling with the server until
+    it has the part's end or the delivery window has elapsed (see the module docstring)."""
+    verb = "complete" if status == "completed" else "fail"
+    ours = (
+        PartResult("completed", attempts, message=message)
+        if status == "completed"
+        else PartResult("failed", attempts, message=error, error=error, traceback=tb)
+    )
+
+    async def round_() -> PartResult | str:
+        """The part's end, or why it is still open (then the loop sends again)."""
+        try:
+            if status == "completed":
+                await client.complete_job(job_id, outcome=outcome)
+            else:
+                await fail_part(client, job_id, error or "failed")
+            return ours
+        except (InvalidTransitionError, *DOUBTFUL) as exc:
+            doubt = exc
+        except Exception as exc:  # refused for good (401, 404, 400): sending again cannot help
+            return _left_open(attempts, f"could not {verb} the part", exc, error, tb)
+        reason = describe_error(doubt)[0]
+        if isinstance(doubt, ConnectionFailedError) and not doubt.request_sent:
+            return reason  # certainly never arrived: nothing to read, send again
+        try:
+            job = await client.get_job(job_id)
+        except DOUBTFUL as exc:
+            return f"{reason}; then reading the part: {describe_error(exc)[0]}"
+        except Exception as exc:
+            return _left_open(attempts, "could not read the part", exc, error, tb)
+        if job.status == _JOB_STATUS[status]:
+            return ours  # an earlier send got through; its answer was lost
+        if job.is_terminal:
+            return _as_server_has_it(job, attempts, error, tb)
+        return reason
+
+    result: PartResult | str = await options.delivering()(round_)
+    if isinstance(result, PartResult):
+        return result
+    window = options.delivery_window_s
+    unsent = f"could not record the outcome on the server within {window:g} s: {result}"
+    return PartResult(
+        "pending", attempts, error=f"{error}; {unsent}" if error else unsent, traceback=tb
+    )
 
 
-async def _server_says(
-    client: AsyncClient,
-    job_id: str,
+def _left_open(
     attempts: int,
-    *,
+    doing: str,
+    exc: BaseException,
     error: str | None = None,
     tb: str | None = None,
 ) -> PartResult:
-    """The part's status as the server has it; `pending` when it has not ended (or the
-    server cannot be asked), so that a later run picks it up."""
+    """The part stays open on the server, `pending` here with why (a later run takes it)."""
+    why = f"{doing}: {describe_error(exc)[0]}; left open for a later run"
+    return PartResult("pending", attempts, error=f"{error}; {why}" if error else why, traceback=tb)
+
+
+async def _server_says(client: AsyncClient, job_id: str, attempts: int) -> PartResult:
+    """The part as the server has it (ack refused: ended, or not ready to run)."""
     try:
         job = await client.get_job(job_id)
     except Exception as exc:
-        lost = f"the server could not be asked how the part ended: {describe_error(exc)[0]}"
-        return PartResult("pending", attempts, error=f"{error}; {lost}" if error else lost)
-    status = FROM_JOB_STATUS.get(job.status, "pending")
+        return _left_open(attempts, "the server could not be asked about the part", exc)
+    if not job.is_terminal:
+        return PartResult(
+            "pending",
+            attempts,
+            error=f"the part is {job.status} on the server: not run by this run",
+        )
+    return _as_server_has_it(job, attempts)
+
+
+def _as_server_has_it(
+    job: Job, attempts: int, error: str | None = None, tb: str | None = None
+) -> PartResult:
+    """An ended part's result as the server has it (maybe not as this run would have)."""
+    status = FROM_JOB_STATUS[job.status]
     server_message = outcome_message(job.outcome)
     if status == "completed":
         return PartResult(status, attempts, message=server_message)
-    if status == "pending":
-        error = error or f"the part is {job.status} on the server: not run by this run"
     return PartResult(
         status, attempts, message=server_message, error=error or job.info, traceback=tb
     )

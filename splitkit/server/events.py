@@ -2,6 +2,12 @@
 
 Timestamps never go backwards (an event is never stamped before the previous one), so
 ``since`` filters agree with creation order even if the wall clock steps back.
+
+Each event also carries ``sequence``, its row's integer key (an extension of the wire
+format: the official SDKs ignore unknown fields). Writes are serialized (``BEGIN
+IMMEDIATE``) and events are never deleted, so sequences only grow and a reader that has
+seen sequence N has seen every committed event before it: ``afterSequence=N`` is a cursor
+that neither skips nor repeats, even when thousands of events share one millisecond.
 """
 
 from __future__ import annotations
@@ -72,21 +78,23 @@ def emit(conn: sqlite3.Connection, *new: NewEvent) -> list[str]:
     return ids
 
 
-def _wire(doc: str, acknowledged_ms: int | None) -> JSON:
+def _wire(doc: str, acknowledged_ms: int | None, sequence: int) -> JSON:
     event: JSON = orjson.loads(doc)
+    event["sequence"] = sequence
     event["acknowledgedAt"] = None if acknowledged_ms is None else iso(acknowledged_ms)
     return event
 
 
 @dataclass(frozen=True)
 class EventFilter:
-    """The query of ``GET /v1/events``; ``since_ms`` is exclusive."""
+    """The query of ``GET /v1/events``; ``since_ms`` and ``after_sequence`` are exclusive."""
 
     environment_id: str | None = None
     space_id: str | None = None
     domain: str | None = None
     topic: str | None = None
     since_ms: int | None = None
+    after_sequence: int | None = None
     include_acknowledged: bool = False
     page_number: int = 1
     page_size: int = 10
@@ -107,20 +115,23 @@ def list_events(store: Store, query: EventFilter) -> list[JSON]:
     if query.since_ms is not None:
         clauses.append("created_ms > ?")
         params.append(query.since_ms)
+    if query.after_sequence is not None:
+        clauses.append("seq > ?")
+        params.append(query.after_sequence)
     if not query.include_acknowledged:
         clauses.append("acknowledged_ms IS NULL")
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     rows = store.connection().execute(
-        f"SELECT doc, acknowledged_ms FROM events {where} ORDER BY seq LIMIT ? OFFSET ?",
+        f"SELECT doc, acknowledged_ms, seq FROM events {where} ORDER BY seq LIMIT ? OFFSET ?",
         (*params, query.page_size, (query.page_number - 1) * query.page_size),
     )
-    return [_wire(doc, acked) for doc, acked in rows.fetchall()]
+    return [_wire(doc, acked, seq) for doc, acked, seq in rows.fetchall()]
 
 
 def get_event(store: Store, event_id: str) -> JSON:
     row = (
         store.connection()
-        .execute("SELECT doc, acknowledged_ms FROM events WHERE id = ?", (event_id,))
+        .execute("SELECT doc, acknowledged_ms, seq FROM events WHERE id = ?", (event_id,))
         .fetchone()
     )
     if row is None:

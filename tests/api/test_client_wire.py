@@ -289,9 +289,35 @@ def test_a_post_that_may_have_run_is_not_resent(scripted: Any, call: Call) -> No
             "us_sh_1",
             client_kwargs={"retry": FAST, "timeout": 0.2},
         )
-    assert info.value.request_sent
-    assert "not retried: the server may have run this POST" in str(info.value)
+    assert info.value.request_sent and info.value.maybe_processed
+    assert "no answer within 0.2 s" in str(info.value)
+    assert "not retried: the server may have processed this POST" in str(info.value)
     assert len(scripted.requests) == 1
+
+
+def test_a_post_answered_503_without_retry_after_is_not_resent(scripted: Any, call: Call) -> None:
+    # Only Retry-After says "not processed, come back": a bare 503 may come after the work.
+    scripted.reply(503, {"errors": [{"message": "upstream failed"}]})
+    with pytest.raises(ServerError) as info:
+        call(scripted.base_url, "split_job", "us_jb_1", 2)
+    assert info.value.maybe_processed and info.value.retry_after is None
+    assert "not retried: the server may have processed this POST" in str(info.value)
+    assert len(scripted.requests) == 1
+
+
+def test_a_post_answered_503_with_retry_after_is_resent(scripted: Any, call: Call) -> None:
+    scripted.reply(503, {"errors": [{"message": "busy"}]}, headers={"Retry-After": "0"})
+    scripted.reply(body={"data": JOB})
+    assert call(scripted.base_url, "split_job", "us_jb_1", 2).id == "us_jb_1"
+    assert len(scripted.requests) == 2
+
+
+@pytest.mark.parametrize("status", [500, 502, 504])
+def test_a_get_answered_5xx_is_resent(scripted: Any, call: Call, status: int) -> None:
+    scripted.reply(status, {"errors": [{"message": "oops"}]})
+    scripted.reply(body={"data": JOB})
+    assert call(scripted.base_url, "get_job", "us_jb_1").id == "us_jb_1"
+    assert len(scripted.requests) == 2
 
 
 def test_no_retry_policy(scripted: Any, call: Call) -> None:

@@ -8,13 +8,24 @@ import socket
 import pandas as pd
 import pytest
 
-from splitkit import Client, ClientConfig, dispatch, plan_parts, split_parent, start_parent_job
+from splitkit import (
+    Client,
+    ClientConfig,
+    RetryPolicy,
+    dispatch,
+    plan_parts,
+    split_parent,
+    start_parent_job,
+)
 from splitkit.api.errors import (
     AuthError,
     ConnectionFailedError,
     InvalidTransitionError,
     NotFoundError,
 )
+from splitkit.dispatch import PartOptions, steps
+from splitkit.dispatch.steps import most_requests
+from splitkit.pipeline import SplitMismatchError
 
 
 def noop(part: object) -> None:
@@ -36,13 +47,15 @@ def test_non_positive_or_non_integer_sizes(kwargs: dict[str, object], message: s
 
 
 def test_a_job_already_split_is_refused_naming_the_job(server, client: Client) -> None:
-    plan = plan_parts(1000, batch_size=500)
+    # Split again with the same plan, split_parent returns the parts (test_split_parent.py);
+    # with another plan, it is refused, naming the job.
     parent = start_parent_job(client, server.sheet_id)
-    split_parent(client, parent.id, plan)
-    with pytest.raises(InvalidTransitionError) as info:
-        split_parent(client, parent.id, plan)
+    split_parent(client, parent.id, plan_parts(1000, batch_size=500))
+    with pytest.raises(SplitMismatchError) as info:
+        split_parent(client, parent.id, plan_parts(1000, batch_size=250))
     assert parent.id in str(info.value)
-    assert "split" in str(info.value)
+    assert "already split" in str(info.value)
+    assert isinstance(info.value.__cause__, InvalidTransitionError)  # the server's refusal
 
 
 def test_an_empty_plan_is_not_split(server, client: Client) -> None:
@@ -92,6 +105,9 @@ def test_the_server_down(server) -> None:
         ({"timeout": -1}, ValueError, "timeout must be a positive number"),
         ({"retries": -1}, ValueError, "retries must be a non-negative integer"),
         ({"plan": [1, 2]}, TypeError, "plan must be a DataFrame"),
+        ({"delivery_window": 0}, ValueError, "delivery_window must be a positive number, got 0"),
+        ({"delivery_window": "60"}, ValueError, "delivery_window must be a positive number"),
+        ({"retry_on": TimeoutError}, TypeError, "retry_on must be a tuple of exception classes"),
     ],
 )
 def test_dispatch_arguments(
@@ -99,6 +115,27 @@ def test_dispatch_arguments(
 ) -> None:
     with pytest.raises(error, match=message):
         dispatch(client, "us_jb_x", noop, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"delivery_window_s": float("inf")}, "delivery_window must be a positive number"),
+        ({"retries": 1.5}, "retries must be a non-negative integer"),
+        ({"timeout_s": 0}, "timeout must be a positive number"),
+    ],
+)
+def test_part_options_are_checked(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        PartOptions(**kwargs)  # type: ignore[arg-type]
+
+
+def test_the_documented_request_bound_is_the_computed_one() -> None:
+    # splitkit/dispatch/steps.py says: defaults give R = 16 and, with A = 4, 136 requests.
+    assert PartOptions().delivery_rounds() == 16
+    assert most_requests(PartOptions(), RetryPolicy().attempts) == 136
+    doc = steps.__doc__ or ""
+    assert "R = 16" in doc and "at most 136 requests" in doc
 
 
 def test_dispatch_needs_a_callable_and_a_client() -> None:

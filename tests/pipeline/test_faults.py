@@ -4,6 +4,7 @@ requests (through the transport), sequential parts, stuck handlers, reuse, doubl
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable
 
 import httpx
@@ -13,25 +14,41 @@ from httpx_aiohttp import AiohttpTransport
 from splitkit import (
     Client,
     Part,
+    RetryPolicy,
     ThreadExecutor,
     dispatch,
     plan_parts,
     split_parent,
     start_parent_job,
 )
+from splitkit.dispatch import PartOptions
+from splitkit.dispatch.steps import most_requests
 
 
 class FaultyTransport(httpx.AsyncBaseTransport):
-    """The real transport, except for the requests `fault` picks: those fail as told."""
+    """The real transport, except for the requests `fault` picks: those fail as told.
+
+    `fault(request, n)` gets each request and how many requests to its exact path (method
+    and path, e.g. one part's `/complete`) this one is, from 1; it returns None (forward),
+    "refuse" (connection refused: never sent), "lose-answer" (the server does it, the
+    answer never arrives) or "503". `sent` lists every request (method, path) the engine
+    made, retries of the client included.
+    """
 
     def __init__(self, fault: Callable[[httpx.Request, int], str | None]) -> None:
         self._inner = AiohttpTransport()
         self._fault = fault
         self._seen: dict[tuple[str, str], int] = {}
         self.injected: list[str] = []
+        self.sent: list[tuple[str, str]] = []
+
+    def count(self, method: str, path_end: str) -> int:
+        """How many requests were sent whose path ends with `path_end`."""
+        return sum(1 for m, p in self.sent if m == method and p.endswith(path_end))
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        route = (request.method, request.url.path.rsplit("/", 1)[-1])
+        route = (request.method, request.url.path)
+        self.sent.append(route)
         count = self._seen[route] = self._seen.get(route, 0) + 1
         what = self._fault(request, count)
         if what == "refuse":
@@ -51,37 +68,168 @@ class FaultyTransport(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
+def is_post(request: httpx.Request, path_end: str, job_id: str | None = None) -> bool:
+    path = request.url.path
+    return (
+        request.method == "POST"
+        and path.endswith(path_end)
+        and (job_id is None or f"/jobs/{job_id}/" in path)
+    )
+
+
+class Calls:
+    """How many times the handler ran, per part (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.by_part: Counter[int] = Counter()
+
+    def handler(self, part: Part) -> dict[str, object]:
+        with self._lock:
+            self.by_part[part.index] += 1
+        return {"message": f"part {part.index} done", "records": len(part.records)}
+
+
 def test_a_lost_complete_answer_still_ends_the_part_completed_once(
     client: Client, split_job, job_events
 ) -> None:
     parent_id, _ = split_job(batch_size=500, total=2000)
+    # Every part's first complete is done by the server, and its answer lost.
     transport = FaultyTransport(
-        lambda req, n: "lose-answer" if req.url.path.endswith("/complete") and n == 2 else None
+        lambda req, n: "lose-answer" if is_post(req, "/complete") and n == 1 else None
     )
+    calls = Calls()
     handle = dispatch(
-        client, parent_id, lambda p: "ok", transport=transport, progress=False, wait=True
+        client, parent_id, calls.handler, transport=transport, progress=False, wait=True
     )
-    assert transport.injected, "the fault was never injected"
-    assert set(handle.outcomes["status"]) == {"completed"}
+    assert len(transport.injected) == 4, transport.injected
+    assert set(handle.outcomes["status"]) == {"completed"}, handle.outcomes["error"].tolist()
+    assert calls.by_part == {0: 1, 1: 1, 2: 1, 3: 1}  # no handler ran twice
     for job in client.list_parts(parent_id):
         assert job.status == "complete"
+        # The outcome the handler returned is the one recorded.
+        assert job.outcome is not None and job.outcome["message"] == f"part {job.part} done"
+        assert job.outcome["records"] == 500
         completed = [e for e in job_events("job:completed") if e.context["jobId"] == job.id]
         assert len(completed) == 1
 
 
-def test_a_lost_ack_answer_retries_the_part(client: Client, split_job) -> None:
-    parent_id, _ = split_job(batch_size=1000, total=2000)
-    # The client does not resend a POST the server may have seen; the engine retries the part.
+def test_a_lost_ack_answer_never_fails_the_part(client: Client, split_job) -> None:
+    parent_id, parts = split_job(batch_size=1000, total=2000)
+    lost = parts["job_id"].iloc[0]
     transport = FaultyTransport(
-        lambda req, n: "lose-answer" if req.url.path.endswith("/ack") and n == 1 else None
+        lambda req, n: "lose-answer" if is_post(req, "/ack", lost) and n == 1 else None
     )
+    calls = Calls()
     handle = dispatch(
-        client, parent_id, lambda p: None, transport=transport, progress=False, wait=True
+        client, parent_id, calls.handler, transport=transport, progress=False, wait=True
+    )
+    outcomes = handle.outcomes.set_index("part")
+    assert len(transport.injected) == 1
+    assert outcomes.loc[1, "status"] == "completed"
+    # An ack is idempotent on the server, so the client resends it: the part ran once.
+    assert transport.count("POST", f"/jobs/{lost}/ack") == 2
+    assert outcomes.loc[0, "status"] == "completed"
+    assert calls.by_part == {0: 1, 1: 1}
+
+
+def test_an_ack_that_cannot_get_through_leaves_the_part_open(client: Client, split_job) -> None:
+    parent_id, parts = split_job(batch_size=500, total=2000)
+    blocked = parts["job_id"].iloc[1]
+    transport = FaultyTransport(lambda req, n: "503" if is_post(req, "/ack", blocked) else None)
+    calls = Calls()
+    handle = dispatch(
+        client, parent_id, calls.handler, transport=transport, progress=False, wait=True
+    )
+    outcomes = handle.outcomes.set_index("part")
+    assert transport.injected, "the fault was never injected"
+    assert outcomes.loc[1, "status"] == "pending"  # never failed: its handler did not run
+    assert outcomes.loc[1, "attempts"] == 0
+    error = outcomes.loc[1, "error"]
+    assert f"could not start the part: ServerError: POST /jobs/{blocked}/ack → 503" in error
+    assert "left open for a later run" in error
+    assert calls.by_part == {0: 1, 2: 1, 3: 1}
+    assert (outcomes.drop(index=1)["status"] == "completed").all()
+    assert client.get_job(blocked).status == "ready"
+
+    # The server takes acks again: the next run runs that part, and only that part.
+    again = dispatch(client, parent_id, calls.handler, progress=False, wait=True)
+    assert set(again.outcomes["status"]) == {"completed"}
+    assert calls.by_part == {0: 1, 1: 1, 2: 1, 3: 1}
+
+
+def test_an_end_refused_for_a_while_is_delivered_within_the_window(
+    client: Client, split_job, job_events
+) -> None:
+    parent_id, _ = split_job(batch_size=500, total=2000)
+    transport: FaultyTransport
+
+    def fault(req: httpx.Request, n: int) -> str | None:
+        # /complete answers 503 until the engine has read the part twice after a refusal:
+        # longer than any retrying the client does on its own.
+        if is_post(req, "/complete"):
+            job_path = req.url.path.removesuffix("/complete")
+            if transport.count("GET", job_path) < 2:
+                return "503"
+        return None
+
+    transport = FaultyTransport(fault)
+    calls = Calls()
+    handle = dispatch(
+        client, parent_id, calls.handler, transport=transport, progress=False, wait=True
+    )
+    assert set(handle.outcomes["status"]) == {"completed"}, handle.outcomes["error"].tolist()
+    assert calls.by_part == {0: 1, 1: 1, 2: 1, 3: 1}
+    for job in client.list_parts(parent_id):
+        assert job.status == "complete"
+        assert job.outcome is not None and job.outcome["message"] == f"part {job.part} done"
+        assert transport.count("POST", f"/jobs/{job.id}/complete") > 1
+    assert len(job_events("job:completed")) >= 4
+
+
+def test_a_server_refusing_past_the_window_leaves_the_part_open(client: Client, split_job) -> None:
+    parent_id, parts = split_job(batch_size=1000, total=2000)
+    part_paths = {f"/jobs/{job_id}" for job_id in parts["job_id"]}
+
+    def fault(req: httpx.Request, n: int) -> str | None:
+        # The server refuses connections for the parts' end and for reading them back.
+        path = req.url.path
+        if path.endswith("/complete") or (req.method == "GET" and path.endswith(tuple(part_paths))):
+            return "refuse"
+        return None
+
+    transport = FaultyTransport(fault)
+    calls = Calls()
+    handle = dispatch(
+        client,
+        parent_id,
+        calls.handler,
+        delivery_window=1,
+        transport=transport,
+        progress=False,
+        wait=True,
     )
     outcomes = handle.outcomes
-    assert len(transport.injected) == 1
-    assert set(outcomes["status"]) == {"completed"}
-    assert sorted(outcomes["attempts"]) == [1, 2]
+    assert set(outcomes["status"]) == {"pending"}, outcomes["error"].tolist()
+    for error in outcomes["error"]:
+        assert "could not record the outcome on the server within 1 s" in error
+        assert "ConnectionFailedError" in error and "connection refused" in error
+    assert calls.by_part == {0: 1, 1: 1}
+    assert {job.status for job in client.list_parts(parent_id)} == {"executing"}
+    # The window bounds the rounds (counted, not timed), and the documented bound on one
+    # part's requests holds.
+    options = PartOptions(delivery_window_s=1)
+    attempts = RetryPolicy().attempts
+    for job_id in parts["job_id"]:
+        assert transport.count("POST", f"/jobs/{job_id}/complete") <= (
+            attempts * options.delivery_rounds()
+        )
+        made = sum(1 for _, path in transport.sent if f"/jobs/{job_id}" in path)
+        assert 3 < made <= most_requests(options, attempts)
+
+    # The server is back: the next run runs them again (at-least-once) and ends them.
+    again = dispatch(client, parent_id, calls.handler, progress=False, wait=True)
+    assert set(again.outcomes["status"]) == {"completed"}
 
 
 def test_a_server_that_cannot_take_outcomes_leaves_parts_open_not_failed(
@@ -93,7 +241,13 @@ def test_a_server_that_cannot_take_outcomes_leaves_parts_open_not_failed(
         lambda req, n: "503" if any(req.url.path.endswith(p) for p in down) else None
     )
     handle = dispatch(
-        client, parent_id, lambda p: None, transport=transport, progress=False, wait=True
+        client,
+        parent_id,
+        lambda p: None,
+        delivery_window=1,
+        transport=transport,
+        progress=False,
+        wait=True,
     )
     outcomes = handle.outcomes
     assert set(outcomes["status"]) == {"pending"}  # not recorded: left to a later run

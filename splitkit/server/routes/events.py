@@ -25,17 +25,27 @@ def list_events(
     since: Annotated[
         datetime | None, Query(description="exclusive; ISO 8601, e.g. 2026-01-01T00:00:00.000Z")
     ] = None,
+    after_sequence: Annotated[
+        int | None,
+        Query(
+            alias="afterSequence",
+            ge=0,
+            le=2**63 - 1,
+            description="exclusive; an event's `sequence` (an extension of this server)",
+        ),
+    ] = None,
     include_acknowledged: Annotated[bool, Query(alias="includeAcknowledged")] = False,
     page_number: PageNumber = 1,
     page_size: int = page_size_query(10, events.MAX_PAGE_SIZE),
 ) -> Response:
-    """Events in creation order."""
+    """Events in creation order (which is `sequence` order)."""
     query = events.EventFilter(
         environment_id=environment_id,
         space_id=space_id,
         domain=domain,
         topic=topic,
         since_ms=None if since is None else to_ms(since),
+        after_sequence=after_sequence,
         include_acknowledged=include_acknowledged,
         page_number=page_number,
         page_size=page_size,
