@@ -240,7 +240,11 @@ class DispatchScenario:
         return self.runs[0]
 
     def left_open_after_first_run(self) -> int:
-        return len(self.first.rows("pending", this_run=False)) if not self.first.outcomes.empty else self.planned_parts
+        return (
+            len(self.first.rows("pending", this_run=False))
+            if not self.first.outcomes.empty
+            else self.planned_parts
+        )
 
     def lost(self) -> set[str]:
         """Parts not complete on the server at the end, or complete without a handler run."""
@@ -249,7 +253,9 @@ class DispatchScenario:
         return not_complete | never_ran
 
 
-def settle_through(client: Client, parent_id: str, source: Any, tries: int = 4) -> list[SettleAttempt]:
+def settle_through(
+    client: Client, parent_id: str, source: Any, tries: int = 4
+) -> list[SettleAttempt]:
     """settle() until a call returns (a call may raise under faults), then once more."""
     attempts: list[SettleAttempt] = []
     for _ in range(tries):

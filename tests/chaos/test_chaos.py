@@ -126,7 +126,9 @@ def test_a_handlers_result_is_never_dropped(scenario: DispatchScenario) -> None:
             continue
         dropped = scenario.calls.ran(run.label) & set(run.rows("pending")["job_id"])
         reasons = run.rows("pending").set_index("job_id").loc[sorted(dropped), "error"]
-        assert not dropped, f"{run.label}: {len(dropped)} results not delivered: {list(reasons)[:3]}"
+        assert not dropped, (
+            f"{run.label}: {len(dropped)} results not delivered: {list(reasons)[:3]}"
+        )
     runs_per_part = Counter(job for (_, job) in scenario.calls.calls)
     assert {job: n for job, n in runs_per_part.items() if n > 1} == {}
 
@@ -189,7 +191,9 @@ def test_records_and_split_through_the_proxy_are_not_duplicated(
         space_id=direct.create_space("chaos")["id"],
     )
     sheet_id = workbook["sheets"][0]["id"]
-    batches = [[{"n": {"value": i}} for i in range(start, start + 40)] for start in range(0, 960, 40)]
+    batches = [
+        [{"n": {"value": i}} for i in range(start, start + 40)] for start in range(0, 960, 40)
+    ]
     with proxy_for(chaos_server.url) as proxy:
         through = Client(proxy.url, chaos_server.token, retry=CHAOS_RETRY)
         proxy.randomize(FAULT_RATES, seed=21)
@@ -419,7 +423,9 @@ def _free_port() -> int:
 
 
 @contextmanager
-def _serve(db: Path, port: int, token: str, *extra: str) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]]:
+def _serve(
+    db: Path, port: int, token: str, *extra: str
+) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]]:
     """``splitkit serve`` on ``db`` and ``port``; yields the process and what it printed."""
     command = [sys.executable, "-u", "-m", "splitkit.cli", "serve"]
     command += ["--db", str(db), "--port", str(port), "--token", token, *extra]
@@ -469,4 +475,3 @@ def test_kill_9_of_the_server_loses_nothing_and_reruns_only_executing_parts(
             errors = _resume(config, parent_id, log, view)
             assert not view.open_parts(parent_id), errors
             _assert_only_parts_executing_at_the_kill_ran_again(log, view, parent_id, len(plan))
-
