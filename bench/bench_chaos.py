@@ -10,7 +10,8 @@ open, then settled through the proxy. Counts are read from the server directly.
 Prints one Markdown table (paste into BENCHMARKS.md): per seed, the parts, the faults
 injected by kind, handlers run twice within a run, records and part jobs duplicated,
 parts lost (not complete at the end, or complete without their handler having run),
-parts left open after run 1, the runs needed, and wall time.
+parts left open after run 1 (their ack or page could not get through; the next run
+takes them), handlers run in more than one run, the runs needed, and wall time.
 
     .venv/bin/python bench/bench_chaos.py                      # 240 parts, 10%, 3 seeds
     .venv/bin/python bench/bench_chaos.py --parts 480 --seeds 1 2 3 4 5
@@ -19,6 +20,7 @@ parts left open after run 1, the runs needed, and wall time.
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 import sys
 import tempfile
 import time
@@ -47,6 +49,9 @@ def row(result: DispatchScenario) -> dict[str, object]:
         "parts": result.planned_parts,
         **{kind: result.injected.get(kind, 0) for kind in KINDS},
         "handlers twice in a run": twice,
+        "handlers in 2+ runs": sum(
+            n > 1 for n in Counter(job for _, job in result.calls.calls).values()
+        ),
         "records dup.": result.records_on_server - result.records,
         "jobs dup.": result.part_jobs - result.planned_parts,
         "parts lost": len(result.lost()),
