@@ -17,6 +17,7 @@ from splitkit._checks import (
     positive_number,
 )
 from splitkit.api import AsyncClient, Client, ClientConfig
+from splitkit.dispatch.claim import ClaimError, ClaimLostError, ClaimPolicy, ParentClaimedError
 from splitkit.dispatch.controls import Controls, running_loop
 from splitkit.dispatch.engine import Engine
 from splitkit.dispatch.executors import (
@@ -34,11 +35,15 @@ from splitkit.dispatch.state import RunState
 from splitkit.dispatch.steps import TRANSIENT, PartOptions, PartTimeoutError
 
 __all__ = [
+    "ClaimError",
+    "ClaimLostError",
+    "ClaimPolicy",
     "DaskExecutor",
     "Executor",
     "LoopExecutor",
     "Part",
     "PartOptions",
+    "ParentClaimedError",
     "PartTimeoutError",
     "ProcessExecutor",
     "RunHandle",
@@ -66,6 +71,7 @@ def dispatch(
     panel: bool | None = None,
     wait: bool | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    claim: bool | ClaimPolicy = True,
 ) -> RunHandle:
     """Process every part of a split parent job that has not ended yet.
 
@@ -82,8 +88,15 @@ def dispatch(
 
     A handler's exception fails its part at once, unless it is one of `retry_on`
     (connection errors, 429 and 5xx by default), which retry the part up to `retries`
-    times with backoff. `timeout` bounds each handler call. One run per parent at a time
-    in a process: a second `dispatch()` on a parent whose run is still going is refused.
+    times with backoff. `timeout` bounds each handler call.
+
+    One run per parent at a time: a second `dispatch()` on a parent whose run is still
+    going is refused, in this process at once, and in another process or on another
+    machine by the run's claim in the parent job's metadata (`ParentClaimedError` naming
+    the holder and since when; a claim not renewed for 30 s is taken over). A run that
+    finds its claim taken over starts no new part and ends with `ClaimLostError`.
+    `claim=False` runs without a claim; `claim=ClaimPolicy(...)` sets its heartbeat and
+    delays. See `splitkit.dispatch.claim` for how it works and its limits.
     Ctrl-C (or "interrupt kernel") during a blocking dispatch cancels the run: running
     parts finish, the rest end `canceled`. `transport` replaces the HTTP transport (tests,
     proxies).
@@ -97,6 +110,12 @@ def dispatch(
     non_negative_int("retries", retries)
     if plan is not None and not isinstance(plan, pd.DataFrame):
         raise TypeError(f"plan must be a DataFrame from plan_parts(), got {type(plan).__name__}")
+    if isinstance(claim, bool):
+        claim_policy = ClaimPolicy() if claim else None
+    elif isinstance(claim, ClaimPolicy):
+        claim_policy = claim
+    else:
+        raise TypeError(f"claim must be True, False or a ClaimPolicy, got {claim!r}")
     if executor is not None and not isinstance(executor, Executor):
         raise TypeError(f"executor must be an Executor (run/close), got {executor!r}")
     if not (
@@ -128,6 +147,7 @@ def dispatch(
         observers=all_observers,
         plan=plan,
         transport=transport,
+        claim=claim_policy,
     )
     handle = RunHandle(engine, owns_executor=executor is None)
     if panel_widget is not None:
