@@ -28,7 +28,7 @@ import pytest
 import splitkit
 from splitkit import AsyncClient, Client, Part, dispatch
 from splitkit.dispatch import ClaimLostError, ClaimPolicy, ParentClaimedError
-from splitkit.dispatch.claim import CLAIM_KEY, ParentClaim
+from splitkit.dispatch.claim import CLAIM_KEY, ParentClaim, machine_id
 
 # Short delays keep the tests fast; the two-process race uses the defaults.
 QUICK = ClaimPolicy(heartbeat_s=0.2, verify_s=0.2)
@@ -240,6 +240,28 @@ def test_a_stale_claim_is_taken_over_and_the_users_metadata_survives(
     assert client.get_job(parent_id).metadata == {**mine, CLAIM_KEY: None}  # released
 
 
+@pytest.mark.parametrize("left_by", ["a process that is gone", "this process"])
+def test_a_claim_left_on_this_machine_is_taken_over_at_once(
+    client: Client, split_job, left_by: str
+) -> None:
+    """A killed run resumed on the same machine does not wait for its claim to go stale."""
+    parent_id, _ = split_job(batch_size=500, total=1000)
+    if left_by == "this process":
+        pid = os.getpid()  # a run of ours whose release did not get through
+    else:
+        gone = subprocess.Popen([sys.executable, "-c", "pass"])
+        gone.wait(60)
+        pid = gone.pid
+    left = {**_foreign_claim(heartbeat_age_s=1), "host": socket.gethostname()}
+    left |= {"pid": pid, "machine": machine_id(), "run": "r_left"}
+    client.update_job(parent_id, metadata={CLAIM_KEY: left})
+
+    outcomes = dispatch(client, parent_id, lambda p: None, progress=False, claim=QUICK).outcomes
+
+    assert (outcomes["status"] == "completed").all()
+    assert client.get_job(parent_id).metadata == {CLAIM_KEY: None}
+
+
 def test_the_claim_is_released_when_the_run_ends_or_is_canceled(
     client: Client, split_job
 ) -> None:
@@ -250,11 +272,13 @@ def test_the_claim_is_released_when_the_run_ends_or_is_canceled(
         release.wait(60)
 
     handle = dispatch(client, parent_id, slow, concurrency=1, progress=False, wait=False, claim=QUICK)
-    _wait_for(lambda: handle.state.running == 1, "the first part to start")
-    held = _claim(client, parent_id)
-    assert held is not None and held["pid"] == os.getpid()
-    handle.cancel()
-    release.set()
+    try:
+        _wait_for(lambda: handle.state.running == 1, "the first part to start")
+        held = _claim(client, parent_id)
+        assert held is not None and held["pid"] == os.getpid()
+        handle.cancel()
+    finally:
+        release.set()
     handle.wait(60)
     assert _claim(client, parent_id) is None  # released on cancel too
 
@@ -281,15 +305,19 @@ def test_a_run_whose_claim_is_taken_over_starts_no_new_part(client: Client, spli
     handle = dispatch(
         client, parent_id, handler, concurrency=1, progress=False, wait=False, claim=QUICK
     )
-    _wait_for(lambda: handle.state.running == 1, "the first part to start")
-    first = _claim(client, parent_id)
-    _wait_for(lambda: _claim(client, parent_id)["heartbeat"] > first["heartbeat"], "a heartbeat")
-    assert _claim(client, parent_id)["since"] == first["since"]  # renewed, not re-taken
-
     theirs = _foreign_claim(heartbeat_age_s=0)
-    client.update_job(parent_id, metadata={CLAIM_KEY: theirs})
-    _wait_for(lambda: handle.controls.cancelled, "the run to notice")
-    release.set()
+    try:
+        _wait_for(lambda: handle.state.running == 1, "the first part to start")
+        first = _claim(client, parent_id)
+        _wait_for(
+            lambda: _claim(client, parent_id)["heartbeat"] > first["heartbeat"], "a heartbeat"
+        )
+        assert _claim(client, parent_id)["since"] == first["since"]  # renewed, not re-taken
+
+        client.update_job(parent_id, metadata={CLAIM_KEY: theirs})
+        _wait_for(lambda: handle.controls.cancelled, "the run to notice")
+    finally:
+        release.set()
     with pytest.raises(ClaimLostError) as lost:
         handle.wait(60)
 
