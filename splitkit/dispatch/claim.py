@@ -352,7 +352,9 @@ class ParentClaim:
             pass  # the parent is gone, and its claim with it
         except ClaimError as exc:
             log.warning(
-                "%s; the claim goes stale after %g s", exc, self.policy.stale_s if self.policy else 0
+                "%s; the claim goes stale after %g s",
+                exc,
+                self.policy.stale_s if self.policy else 0,
             )
 
     # -- the wire ------------------------------------------------------------------------

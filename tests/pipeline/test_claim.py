@@ -110,7 +110,9 @@ def _runs(log: Path) -> list[tuple[int, int]]:
     """(part index, pid) of every handler call written to `log`."""
     if not log.exists():
         return []
-    return [(int(i), int(p)) for i, p in (line.split() for line in log.read_text().split("\n") if line)]
+    return [
+        (int(i), int(p)) for i, p in (line.split() for line in log.read_text().split("\n") if line)
+    ]
 
 
 def _foreign_claim(*, heartbeat_age_s: float, since_age_s: float = 600) -> dict[str, Any]:
@@ -262,16 +264,16 @@ def test_a_claim_left_on_this_machine_is_taken_over_at_once(
     assert client.get_job(parent_id).metadata == {CLAIM_KEY: None}
 
 
-def test_the_claim_is_released_when_the_run_ends_or_is_canceled(
-    client: Client, split_job
-) -> None:
+def test_the_claim_is_released_when_the_run_ends_or_is_canceled(client: Client, split_job) -> None:
     parent_id, _ = split_job(batch_size=100, total=1000)
     release = threading.Event()
 
     def slow(part: Part) -> None:
         release.wait(60)
 
-    handle = dispatch(client, parent_id, slow, concurrency=1, progress=False, wait=False, claim=QUICK)
+    handle = dispatch(
+        client, parent_id, slow, concurrency=1, progress=False, wait=False, claim=QUICK
+    )
     try:
         _wait_for(lambda: handle.state.running == 1, "the first part to start")
         held = _claim(client, parent_id)
