@@ -20,7 +20,8 @@ How a run takes it (claim-then-verify):
      (of two runs that wrote at about the same time, the last write wins, and both see it).
 While the run goes on, a heartbeat renews the claim every `heartbeat_s`; a run that finds
 another's claim there starts no new part (its running parts finish) and ends with
-`ClaimLostError`. When the run ends, however it ends, the claim is released (set to null).
+`ClaimLostError`; one that finds no claim (someone's metadata write wiped it) renews it.
+When the run ends, however it ends, the claim is released (set to null).
 
 A claim is taken over when its heartbeat is older than its `stale_after_s` (3 heartbeats),
 or at once when its holder ran on this machine and its process is gone (a killed run
@@ -225,14 +226,15 @@ class ParentClaim:
             return self
         _HELD.add(self.run_id)  # before our write: this process must not take it as a leftover
         try:
-            await self._acquire(self.policy)
+            claimed = await self._acquire(self.policy)
         except BaseException:
             if self._since is not None:  # written: do not leave it for others to wait out
                 with contextlib.suppress(Exception):
                     await self._release()
             _HELD.discard(self.run_id)
             raise
-        self._heartbeat = asyncio.create_task(self._beat(self.policy))
+        if claimed:
+            self._heartbeat = asyncio.create_task(self._beat(self.policy))
         return self
 
     async def __aexit__(
@@ -255,11 +257,12 @@ class ParentClaim:
             raise ClaimLostError(self.parent_id, self.lost)
 
     # -- taking it -------------------------------------------------------------------------
-    async def _acquire(self, policy: ClaimPolicy) -> None:
+    async def _acquire(self, policy: ClaimPolicy) -> bool:
+        """Take the claim (True), or find nothing to claim (False: not a parent), or raise."""
         started = time.monotonic()
         parent = await self._read("read")
         if parent.is_part:
-            return  # not a parent: the engine says so; nothing to claim
+            return False  # not a parent: the engine says so
         holder = Holder.from_wire(parent.metadata.get(CLAIM_KEY))
         now = _now()
         if holder is not None and self._is_live(holder, now):
@@ -284,6 +287,7 @@ class ParentClaim:
                     "written: another run released or cleared it; dispatch again"
                 )
             raise ParentClaimedError(self.parent_id, holder, _now())
+        return True
 
     def _is_live(self, holder: Holder, now: datetime) -> bool:
         return holder.run == self.run_id or self._why_dead(holder, now) is None
@@ -320,24 +324,25 @@ class ParentClaim:
             try:
                 parent = await self._read("heartbeat read")
                 holder = Holder.from_wire(parent.metadata.get(CLAIM_KEY))
-                if holder is None or holder.run != self.run_id:
-                    self._lose(holder)
+                if holder is not None and holder.run != self.run_id:
+                    self._lose(
+                        f"its claim was taken over by {holder.who} at "
+                        f"{_clock(holder.since, _now())}"
+                    )
                     return
+                if holder is None:  # wiped by someone's metadata write: nobody holds it
+                    log.warning(
+                        "parent %s: its dispatch claim was removed; renewing it", self.parent_id
+                    )
                 await self._write(parent, self._mine(policy, _now()), "heartbeat")
             except NotFoundError:
-                self._lose(None, "the parent job is gone")
+                self._lose("the parent job is gone")
                 return
             except Exception as exc:  # the server is away: try again next beat
                 log.warning("%s", exc)
 
-    def _lose(self, holder: Holder | None, why: str | None = None) -> None:
-        self.lost = (
-            why
-            if why is not None
-            else f"its claim was taken over by {holder.who} at {_clock(holder.since, _now())}"
-            if holder is not None
-            else "its claim was removed from the parent's metadata by someone else"
-        )
+    def _lose(self, why: str) -> None:
+        self.lost = why
         log.warning("parent %s: %s; starting no new part", self.parent_id, self.lost)
         self.on_lost(self.lost)
 
