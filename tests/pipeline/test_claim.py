@@ -319,7 +319,7 @@ def test_a_run_whose_claim_is_taken_over_starts_no_new_part(client: Client, spli
         assert _claim(client, parent_id)["since"] == first["since"]  # renewed, not re-taken
 
         client.update_job(parent_id, metadata={CLAIM_KEY: theirs})
-        _wait_for(lambda: handle.controls.cancelled, "the run to notice")
+        _wait_for(lambda: handle.controls.stopped, "the run to notice")
     finally:
         release.set()
     with pytest.raises(ClaimLostError) as lost:
