@@ -144,7 +144,7 @@ def test_outcome_columns_are_what_dispatch_writes(state: RunState) -> None:
 
 def test_outcome_columns() -> None:
     # The documented order, the same as the schema's (empty_outcomes builds from the dtypes).
-    assert OUTCOME_COLUMNS == list(splitkit.outcomes.OUTCOME_DTYPES)
+    assert list(splitkit.outcomes.OUTCOME_DTYPES) == OUTCOME_COLUMNS
     assert OUTCOME_COLUMNS == [
         "part",
         "job_id",

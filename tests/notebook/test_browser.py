@@ -300,5 +300,5 @@ def test_what_is_missing_skips_with_its_reason_elsewhere(
         monkeypatch.delenv("CI", raising=False)
     else:
         monkeypatch.setenv("CI", ci)
-    with pytest.raises(pytest.skip.Exception, match="^chromium is missing$"):
+    with pytest.raises(pytest.skip.Exception, match=r"^chromium is missing$"):
         missing("chromium is missing")

@@ -172,6 +172,9 @@ def test_two_processes_on_one_database_emit_exactly_one_parts_completed(
     tmp_path: Path, client_for: Callable[..., httpx.Client]
 ) -> None:
     db_path, token = tmp_path / "shared.db", "shared-token"
-    with EmbeddedServer(db_path=db_path, token=token) as local, client_for(local) as http:
-        with _serve_in_subprocess(db_path, token) as remote_url:
-            _race(http, [local.url, remote_url], token, parts=200, clients=16)
+    with (
+        EmbeddedServer(db_path=db_path, token=token) as local,
+        client_for(local) as http,
+        _serve_in_subprocess(db_path, token) as remote_url,
+    ):
+        _race(http, [local.url, remote_url], token, parts=200, clients=16)
