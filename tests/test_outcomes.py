@@ -22,6 +22,7 @@ from splitkit.api.errors import (
     RateLimitedError,
     ServerError,
 )
+from splitkit.dispatch.state import PartRow, RunState
 from splitkit.outcomes import (
     OUTCOME_COLUMNS,
     SETTLE_SENDS,
@@ -110,7 +111,44 @@ class StandInRun:
 # --- the outcome frame ----------------------------------------------------------------------
 
 
+def _run_state(*rows: PartRow) -> RunState:
+    state = RunState("us_jb_parent")
+    state.add(rows)
+    return state
+
+
+STARTED = pd.Timestamp("2026-01-01T00:00:00Z").to_pydatetime()
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        pytest.param(
+            _run_state(
+                PartRow(1, "us_jb_1", 50, "failed", 2, STARTED, STARTED, "ValueError: bad"),
+                PartRow(0, "us_jb_0", 100, "completed", 1, STARTED, STARTED, None, "ok"),
+                PartRow(2, "us_jb_2", 25),
+            ),
+            id="some-ended",
+        ),
+        pytest.param(
+            _run_state(PartRow(0, "us_jb_0", 100), PartRow(1, "us_jb_1", 50)),
+            id="none-started",
+        ),
+    ],
+)
+def test_outcome_columns_are_what_dispatch_writes(state: RunState) -> None:
+    # The frame a run builds: the schema's columns first, in its order, with its dtypes.
+    frame = state.frame()
+    assert list(frame.columns[: len(OUTCOME_COLUMNS)]) == OUTCOME_COLUMNS
+    assert frame["part"].tolist() == sorted(row.part for row in state.rows)
+    written, schema = frame[OUTCOME_COLUMNS].dtypes, empty_outcomes().dtypes
+    assert (written == schema).all(), written[written != schema]
+
+
 def test_outcome_columns() -> None:
+    # The documented order, the same as the schema's (empty_outcomes builds from the dtypes).
+    assert list(splitkit.outcomes.OUTCOME_DTYPES) == OUTCOME_COLUMNS
     assert OUTCOME_COLUMNS == [
         "part",
         "job_id",

@@ -300,7 +300,12 @@ def test_settle_refuses_the_outcomes_of_a_run_still_going(
         with pytest.raises(ValueError, match="not ended"):
             settle(client, parent_id, handle.outcomes)
         job = client.get_job(parent_id)
-        assert (job.status, job.updated_at) == (before.status, before.updated_at)
+        # Unchanged by settle (its metadata changes: the run's dispatch claim lives there).
+        assert (job.status, job.outcome, job.finished_at) == (
+            before.status,
+            before.outcome,
+            before.finished_at,
+        )
     finally:
         release.set()
     result = settle(client, parent_id, handle)

@@ -16,6 +16,7 @@ from splitkit._checks import (
     positive_number,
 )
 from splitkit.api import AsyncClient, Client, ClientConfig
+from splitkit.dispatch.claim import ClaimError, ClaimLostError, ClaimPolicy, ParentClaimedError
 from splitkit.dispatch.controls import Controls, running_loop
 from splitkit.dispatch.engine import Engine
 from splitkit.dispatch.executors import (
@@ -33,9 +34,13 @@ from splitkit.dispatch.state import RunState
 from splitkit.dispatch.steps import TRANSIENT, PartOptions, PartTimeoutError
 
 __all__ = [
+    "ClaimError",
+    "ClaimLostError",
+    "ClaimPolicy",
     "DaskExecutor",
     "Executor",
     "LoopExecutor",
+    "ParentClaimedError",
     "Part",
     "PartOptions",
     "PartTimeoutError",
@@ -66,6 +71,7 @@ def dispatch(
     wait: bool | None = None,
     delivery_window: float = 60.0,
     transport: httpx.AsyncBaseTransport | None = None,
+    claim: bool | ClaimPolicy = True,
 ) -> RunHandle:
     """Process every part of a split parent job that has not ended yet.
 
@@ -90,13 +96,20 @@ def dispatch(
     seconds; after that the part is left open (`pending`, with the reason) and a later
     `dispatch()` runs it again.
 
-    One run per parent at a time in a process: a second `dispatch()` on a parent whose run
-    is still going is refused. Ctrl-C (or "interrupt kernel") during a blocking dispatch or
-    `handle.wait()` stops the run here: no new part starts, running parts finish and their
-    results are delivered, the rest stay open on the server, and `dispatch()` again picks
-    them up (a second Ctrl-C stops waiting for the running parts). To cancel the rest on the
-    server instead, call `handle.cancel()` (the panel's Cancel button). `transport` replaces
-    the HTTP transport (tests, proxies).
+    One run per parent at a time: a second `dispatch()` on a parent whose run is still
+    going is refused, in this process at once, and in another process or on another
+    machine by the run's claim in the parent job's metadata (`ParentClaimedError` naming
+    the holder and since when; a claim not renewed for 30 s is taken over). A run that
+    finds its claim taken over starts no new part and ends with `ClaimLostError`.
+    `claim=False` runs without a claim; `claim=ClaimPolicy(...)` sets its heartbeat and
+    delays. See `splitkit.dispatch.claim` for how it works and its limits.
+
+    Ctrl-C (or "interrupt kernel") during a blocking dispatch or `handle.wait()` stops the
+    run here: no new part starts, running parts finish and their results are delivered,
+    the rest stay open on the server, and `dispatch()` again picks them up (a second Ctrl-C
+    stops waiting for the running parts). To cancel the rest on the server instead, call
+    `handle.cancel()` (the panel's Cancel button). `transport` replaces the HTTP transport
+    (tests, proxies).
     """
     config = _config_of(client)
     non_empty_str("parent_job_id", parent_job_id, what="a job id string")
@@ -108,6 +121,12 @@ def dispatch(
     positive_number("delivery_window", delivery_window)
     if plan is not None and not isinstance(plan, pd.DataFrame):
         raise TypeError(f"plan must be a DataFrame from plan_parts(), got {type(plan).__name__}")
+    if isinstance(claim, bool):
+        claim_policy = ClaimPolicy() if claim else None
+    elif isinstance(claim, ClaimPolicy):
+        claim_policy = claim
+    else:
+        raise TypeError(f"claim must be True, False or a ClaimPolicy, got {claim!r}")
     if executor is not None and not isinstance(executor, Executor):
         raise TypeError(f"executor must be an Executor (run/close), got {executor!r}")
     if not (
@@ -144,6 +163,7 @@ def dispatch(
         observers=all_observers,
         plan=plan,
         transport=transport,
+        claim=claim_policy,
     )
     handle = RunHandle(engine, owns_executor=executor is None)
     if panel_widget is not None:

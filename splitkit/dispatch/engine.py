@@ -20,6 +20,7 @@ import pandas as pd
 
 from splitkit.api import AsyncClient, ClientConfig, Job
 from splitkit.api.errors import InvalidTransitionError
+from splitkit.dispatch.claim import ClaimPolicy, ParentClaim, stop_starting
 from splitkit.dispatch.controls import Controls
 from splitkit.dispatch.executors import Executor, Handler
 from splitkit.dispatch.progress import RunObserver
@@ -54,6 +55,7 @@ class Engine:
         observers: Sequence[RunObserver] = (),
         plan: pd.DataFrame | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        claim: ClaimPolicy | None = None,
     ) -> None:
         self.config = config
         self.parent_id = parent_id
@@ -65,6 +67,7 @@ class Engine:
         self.observers = list(observers)
         self.plan = plan
         self.transport = transport
+        self.claim = claim  # None: no claim on the parent (dispatch(claim=False))
         self.sequential = False
         self._free_workers: list[int] = []
         self._last_progress: dict[str, float] = {}
@@ -78,7 +81,12 @@ class Engine:
         self.controls.bind(self._loop)
         self.controls.on_change(lambda: self._tell("part_changed"))
         try:
-            async with AsyncClient.from_config(self.config, transport=self.transport) as client:
+            # The claim keeps runs of other processes off the parent; lost, no new part starts.
+            lost = stop_starting(self.controls, self.state)
+            async with (
+                AsyncClient.from_config(self.config, transport=self.transport) as client,
+                ParentClaim(client, self.parent_id, self.claim, lost) as claim,
+            ):
                 self._client = client
                 await self._load_parts(client)
                 self._free_workers = list(range(self.controls.concurrency))
@@ -86,7 +94,7 @@ class Engine:
                 try:
                     await self._run_parts(client)
                 finally:
-                    if self.controls.cancelled:
+                    if self.controls.cancelled and claim.lost is None:  # lost: theirs now
                         await self._cancel_pending(client)
                     if self._background:
                         await asyncio.gather(*self._background, return_exceptions=True)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from splitkit.outcomes import OUTCOME_COLUMNS, empty_outcomes
+from splitkit.outcomes import OUTCOME_COLUMNS, OUTCOME_DTYPES, empty_outcomes
 
 STATUSES = ("pending", "running", "completed", "failed", "canceled")
 ENDED = frozenset({"completed", "failed", "canceled"})
@@ -137,6 +137,8 @@ class RunState:
                 frame[column] = pd.to_datetime(frame[column], utc=True)
             frame["duration_s"] = frame["duration_s"].astype("float64")
             frame = frame.sort_values("part", kind="stable").reset_index(drop=True)
+            # The schema's dtypes whatever the rows hold (no part started: all-None columns).
+            frame = frame.astype(OUTCOME_DTYPES)
             frame["parent_id"] = pd.Series([self.parent_id] * len(frame), dtype="str")
             extra = [c for c in frame.columns if c not in OUTCOME_COLUMNS]
             frame = frame[[*OUTCOME_COLUMNS, *extra]]

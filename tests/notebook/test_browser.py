@@ -27,6 +27,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
@@ -53,6 +54,18 @@ CHROMIUM_ARGS = [
 ]
 
 
+def on_ci() -> bool:
+    """Whether CI is set to a truthy value (CI services set ``CI=true``)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def missing(reason: str) -> NoReturn:
+    """Skip for what this machine lacks, but fail under CI: there the test must run."""
+    if on_ci():
+        pytest.fail(f"the browser test cannot run under CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
 @dataclass
 class Lab:
     url: str
@@ -74,12 +87,13 @@ def _write_json(path: Path, data: object) -> None:
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[Lab]:
     if not CHROMIUM.exists():
-        pytest.skip(
-            f"{CHROMIUM} is missing: install Debian's chromium (scripts/ensure-chromium.sh)"
-        )
+        missing(f"{CHROMIUM} is missing: install Debian's chromium (scripts/ensure-chromium.sh)")
     if not NOTEBOOK.exists():
         pytest.fail(f"{NOTEBOOK} is missing: the browser test opens a copy of it")
-    psutil = pytest.importorskip("psutil")
+    try:
+        import psutil
+    except ImportError:
+        missing("psutil is missing: install the dev extras (pip install -e '.[dev]')")
 
     run = tmp_path / "lab"
     dirs = {name: run / name for name in ("config", "data", "rt", "ipy", "root", "us", "ws")}
@@ -269,3 +283,22 @@ def _until(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> N
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(0.1)
+
+
+@pytest.mark.parametrize("ci", ["true", "1", "yes", "True"])
+def test_what_is_missing_fails_under_ci(monkeypatch: pytest.MonkeyPatch, ci: str) -> None:
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(pytest.fail.Exception, match="cannot run under CI: chromium is missing"):
+        missing("chromium is missing")
+
+
+@pytest.mark.parametrize("ci", [None, "", "0", "false", "no"])
+def test_what_is_missing_skips_with_its_reason_elsewhere(
+    monkeypatch: pytest.MonkeyPatch, ci: str | None
+) -> None:
+    if ci is None:
+        monkeypatch.delenv("CI", raising=False)
+    else:
+        monkeypatch.setenv("CI", ci)
+    with pytest.raises(pytest.skip.Exception, match=r"^chromium is missing$"):
+        missing("chromium is missing")

@@ -1,4 +1,9 @@
-"""A dispatch killed midway, started again, finishes only the rest: every part ends once."""
+"""A dispatch killed midway, started again, finishes only the rest: every part ends once.
+
+Both runs' handlers log ``<run> start|end <part>`` to one file. Read together, the two runs
+cover every part, no part starts twice within a run, and the parts that ran in both runs
+are exactly those the first run had started but the server had not seen end at the kill.
+"""
 
 from __future__ import annotations
 
@@ -17,10 +22,14 @@ WORKER = textwrap.dedent(
     import os, sys, time
     from splitkit import ClientConfig, dispatch
 
+    def log(what, part):
+        with open(os.environ["LOG"], "a") as file:  # one write per line: a kill cuts no line
+            file.write(f"first {what} {part.index}\\n")
+
     def handler(part):
-        with open(os.environ["LOG"], "a") as log:
-            log.write(f"{part.index}\\n")
+        log("start", part)
         time.sleep(0.15)
+        log("end", part)
         return "first run"
 
     config = ClientConfig(os.environ["URL"], os.environ["TOKEN"])
@@ -33,7 +42,7 @@ def test_killed_dispatch_resumes_with_only_the_remaining_parts(
     server, client: Client, split_job, job_events, tmp_path: Path
 ) -> None:
     parent_id, _parts = split_job(batch_size=50, total=2000)  # 40 parts
-    log = tmp_path / "first-run.log"
+    log = tmp_path / "handlers.log"
     env = {
         **os.environ,
         "URL": server.url,
@@ -60,10 +69,15 @@ def test_killed_dispatch_resumes_with_only_the_remaining_parts(
     completed_before = {i for i, s in before.items() if s == "complete"}
     assert 6 <= len(completed_before) < 40
 
+    index_of = {job.id: job.part for job in client.list_parts(parent_id)}
+    executing_at_kill = {index_of[i] for i, s in before.items() if s == "executing"}
+    ended_at_kill = {index_of[i] for i in completed_before}
     second_run: list[int] = []
 
     def handler(part: Part) -> str:
         second_run.append(part.index)
+        with log.open("a") as file:
+            file.write(f"second start {part.index}\n")
         return "second run"
 
     handle = dispatch(client, parent_id, handler, concurrency=4, progress=False, wait=True)
@@ -76,6 +90,21 @@ def test_killed_dispatch_resumes_with_only_the_remaining_parts(
     assert len(second_run) == len(rerun) == len(set(second_run))
     assert by_job.loc[sorted(completed_before), "previous_run"].all()
     assert (outcomes["status"] == "completed").all()
+
+    # The log of both runs: every part ran, and only those executing at the kill ran twice.
+    starts: dict[str, list[int]] = {"first": [], "second": []}
+    ends: list[int] = []
+    for line in log.read_text().splitlines():
+        run, what, index = line.split()
+        (starts[run] if what == "start" else ends).append(int(index))
+    first, second = set(starts["first"]), set(starts["second"])
+    assert len(first) == len(starts["first"]) and len(second) == len(starts["second"])
+    assert first | second == set(index_of.values())
+    assert set(ends) <= first
+    assert ended_at_kill <= first  # a part completed on the server had run its handler
+    assert first & second == first - ended_at_kill  # started but not seen to end: again
+    assert first - ended_at_kill <= executing_at_kill  # ... all of them executing at the kill
+    assert second == set(index_of.values()) - ended_at_kill
 
     # On the server: every part completed exactly once, one parts-completed, one settle.
     events = job_events()
