@@ -20,10 +20,10 @@ takes them), handlers run in more than one run, the runs needed, and wall time.
 from __future__ import annotations
 
 import argparse
-from collections import Counter
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
