@@ -247,11 +247,9 @@ class BodyGuard:
         scope: Scope, receive: Receive, send: Send, status: int, key: str | None, message: str
     ) -> None:
         entry = {"message": message} if key is None else {"key": key, "message": message}
-        response = error_response(status, [entry])
-        if status == 413:
-            # the rest of the body is not read: the connection cannot be reused
-            response.headers["Connection"] = "close"
-        await response(scope, receive, send)
+        # No "Connection: close" on a 413: uvicorn then reads the rest of the body and drops
+        # it (nothing is kept), so a client still sending gets the answer, not a reset.
+        await error_response(status, [entry])(scope, receive, send)
 
 
 def _content_length(headers: Headers) -> int | None:
