@@ -57,14 +57,10 @@ class ServerConfig:
 
 def check_max_body_mb(value: object) -> float:
     """``value`` as a positive number of MiB (fractions allowed, e.g. 0.5)."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not math.isfinite(value)
-        or value * 1024 * 1024 < 1
-    ):
+    number = float(value) if isinstance(value, numbers.Real) and not isinstance(value, bool) else 0
+    if not math.isfinite(number) or number * 1024 * 1024 < 1:
         raise ValueError(
             f"max_body_mb must be a positive number of MiB (e.g. {DEFAULT_MAX_BODY_MB}), "
             f"got {value!r}"
         )
-    return float(value)
+    return number

@@ -84,18 +84,37 @@ def _too_deep(path: list[str | int]) -> BodyProblem:
     )
 
 
-def _depth_path(value: Any) -> list[str | int] | None:
-    """The path to the first container nested deeper than the limit, or None."""
-    stack: list[tuple[Any, list[str | int]]] = [(value, [])]
-    while stack:
-        node, path = stack.pop()
-        if len(path) >= MAX_JSON_DEPTH:  # node is at level len(path) + 1
-            return path
-        items = node.items() if type(node) is dict else enumerate(node)
-        for key, child in items:
-            if type(child) is dict or type(child) is list:
-                stack.append((child, [*path, key]))
-    return None
+def _depth(value: Any, limit: int) -> int:
+    """The nesting depth of ``value`` (a container is one level), counted up to ``limit + 1``.
+    Level by level, keeping only containers: a records body is mostly strings."""
+    level, depth = [value], 0
+    while level and depth <= limit:
+        depth += 1
+        deeper: list[Any] = []
+        for node in level:
+            children = node.values() if type(node) is dict else node
+            deeper += [c for c in children if type(c) is dict or type(c) is list]
+        level = deeper
+    return depth
+
+
+def _depth_path(value: Any) -> list[str | int]:
+    """The path to a container nested deeper than the limit (``value`` has one): the same
+    walk, each container remembering its parent and key (only on this refusing path)."""
+    Entry = tuple[Any, Any, str | int]  # (container, parent entry, key in the parent)
+    level: list[Entry] = [(value, None, 0)]
+    for _ in range(MAX_JSON_DEPTH):
+        deeper: list[Entry] = []
+        for entry in level:
+            node = entry[0]
+            items = node.items() if type(node) is dict else enumerate(node)
+            deeper += [(c, entry, k) for k, c in items if type(c) is dict or type(c) is list]
+        level = deeper
+    entry, path = level[0], []
+    while entry[1] is not None:
+        path.append(entry[2])
+        entry = entry[1]
+    return path[::-1]
 
 
 def _path_at(body: bytes, position: int) -> list[str | int]:
@@ -179,10 +198,11 @@ def check_json(body: bytes) -> None:
             raise problem from None
         return  # invalid JSON, or JSON orjson refuses (lone surrogates): the route decides
     # every bracket might open a level: fewer than the limit cannot be too deep
-    if body.count(b"{") + body.count(b"[") >= MAX_JSON_DEPTH:
-        path = _depth_path(value)
-        if path is not None:
-            raise _too_deep(path)
+    if (
+        body.count(b"{") + body.count(b"[") > MAX_JSON_DEPTH
+        and _depth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH
+    ):
+        raise _too_deep(_depth_path(value))
 
 
 def _reads_json(headers: Headers) -> bool:
@@ -210,9 +230,9 @@ class BodyGuard:
         headers = Headers(scope=scope)
         declared = _content_length(headers)
         if declared is not None and declared > self.max_body_bytes:
-            # refused before reading: the client learns at once, the server holds nothing
-            message = too_large_message(declared, self.max_body_bytes)
-            await self._refuse(scope, receive, send, 413, None, message)
+            # refused before reading a byte: the server keeps nothing of it
+            refusal = too_large_message(declared, self.max_body_bytes)
+            await self._refuse(scope, receive, send, 413, None, refusal)
             return
         chunks: list[bytes] = []
         size = 0
@@ -223,8 +243,8 @@ class BodyGuard:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                message = too_large_message(None, self.max_body_bytes)
-                await self._refuse(scope, receive, send, 413, None, message)
+                refusal = too_large_message(None, self.max_body_bytes)
+                await self._refuse(scope, receive, send, 413, None, refusal)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):

@@ -154,9 +154,7 @@ def test_a_body_over_the_limit_is_413_and_the_server_answers_others(
         body = _rows_body(2 * 1024 * 1024)  # 2.0 MiB, Content-Length known
         response = http.post(path, content=body, headers=JSON)
         (error,) = errors(response, 413)
-        assert error["message"] == (
-            "request body is 2.0 MiB; the limit is 1 MiB (--max-body-mb)"
-        )
+        assert error["message"] == ("request body is 2.0 MiB; the limit is 1 MiB (--max-body-mb)")
 
         def chunks() -> Iterator[bytes]:  # no Content-Length: sent chunked
             for start in range(0, len(body), 64 * 1024):

@@ -207,9 +207,7 @@ def test_bad_records_are_refused_naming_the_field(
 def _mixed_sheet(http: httpx.Client, n: int = 40) -> tuple[str, list[dict]]:
     """A sheet of ``n`` records, every third one invalid (email missing); its records."""
     sheet = create_sheet(http)
-    rows = [
-        {"name": f"n{i}", **({} if i % 3 == 2 else {"email": f"e{i}@x.io"})} for i in range(n)
-    ]
+    rows = [{"name": f"n{i}", **({} if i % 3 == 2 else {"email": f"e{i}@x.io"})} for i in range(n)]
     data(http.post(f"/sheets/{sheet['id']}/records", json=rows[:15]))  # two inserts: vseq
     data(http.post(f"/sheets/{sheet['id']}/records", json=rows[15:]))  # continues across
     return sheet["id"], _records(http, sheet["id"])
@@ -276,13 +274,12 @@ def test_ids_with_a_filter_leave_those_records_out(http: httpx.Client, size: int
     sheet_id, every = _mixed_sheet(http)
     # left out: the first records, runs of neighbours, the last ones, and an invalid one
     left_out = {every[i]["id"] for i in (0, 1, 3, 4, 5, 2, 20, 21, 38, 39)}
-    ids = sorted(left_out) + ["us_rc_unknown"]
+    ids = [*sorted(left_out), "us_rc_unknown"]
     for name in ("valid", "error", "all"):
         expected = [
             r
             for r in every
-            if r["id"] not in left_out
-            and (name == "all" or r["valid"] == (name == "valid"))
+            if r["id"] not in left_out and (name == "all" or r["valid"] == (name == "valid"))
         ]
         paged = _all_pages(http, sheet_id, size, filter=name, ids=ids)
         assert _names(paged) == _names(expected), (name, size)
