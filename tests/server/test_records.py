@@ -10,8 +10,8 @@ import httpx
 import pytest
 from server_helpers import create_sheet, data, errors
 
-from splitkit.server import EmbeddedServer, records, samples
-from splitkit.server.records import PAGE_QUERY, VALID_PAGE_QUERY
+from splitkit.server import EmbeddedServer, pages, samples
+from splitkit.server.pages import PAGE_QUERY, VALID_PAGE_QUERY
 from splitkit.server.store import Store
 
 REQUIRED_SOURCE = "required-constraint"
@@ -124,24 +124,24 @@ def _vm_steps(store: Store, read: Callable[[], object]) -> int:
 
 @pytest.mark.parametrize(
     "selection",
-    [records.EVERY, records.Selection("valid"), records.Selection("error")],
+    [pages.EVERY, pages.Selection("valid"), pages.Selection("error")],
     ids=["every", "valid", "error"],
 )
 def test_the_last_page_costs_what_the_first_does(
-    tmp_path: Path, selection: records.Selection
+    tmp_path: Path, selection: pages.Selection
 ) -> None:
     """Measured on the real page(): the work of page k does not grow with k (an OFFSET or
     a scan of the skipped records would make the last page cost hundreds of times more)."""
     store = Store(tmp_path / "cost.db")
     try:
         sheet = samples.create_sample_sheet(store, records_count=6_000, seed=3)
-        counts = records.counts_of(store, sheet.sheet_id, selection)
+        counts = pages.counts_of(store, sheet.sheet_id, selection)
         size = 10
         last = counts["total"] // size  # a full page
 
         def cost(number: int) -> int:
             return _vm_steps(
-                store, lambda: records.page(store, sheet.sheet_id, number, size, selection)
+                store, lambda: pages.page(store, sheet.sheet_id, number, size, selection)
             )
 
         assert last >= 20  # far enough from page 1 that a scan would show

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 
 from ..config import ServerConfig
 from ..errors import bad_request
-from ..records import MAX_IDS, Filter, Selection
+from ..pages import MAX_IDS, Filter, Selection
 from ..store import Store
 
 # page numbers are bounded so offsets stay far inside SQLite's 64-bit integers

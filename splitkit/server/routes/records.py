@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query
 from fastapi.responses import Response
 
-from .. import records
+from .. import pages, records
 from .common import PageNumber, SelectionDep, StoreDep, page_size_query, raw_json
 
 router = APIRouter(tags=["records"])
@@ -26,7 +26,7 @@ def get_records(
 ) -> Response:
     """A page of the sheet's records, or of those ``filter`` / ``ids`` select; ``counts``
     are the selection's. Other Flatfile parameters (q, sortField, ...) are refused."""
-    return raw_json(records.page(store, sheet_id, page_number, page_size, selection))
+    return raw_json(pages.page(store, sheet_id, page_number, page_size, selection))
 
 
 @router.post("/sheets/{sheet_id}/records")

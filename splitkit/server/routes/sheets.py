@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from .. import records, resources
+from .. import pages, resources
 from .common import SelectionDep, StoreDep, json_response
 
 router = APIRouter(tags=["sheets"])
@@ -29,5 +29,5 @@ def get_sheet(store: StoreDep, sheet_id: str) -> Response:
 def get_counts(store: StoreDep, sheet_id: str, selection: SelectionDep) -> Response:
     """Exact counts, read from the sheet row (kept current by every insert); with
     ``filter`` / ``ids``, the counts of the records they select."""
-    counts = records.counts_of(store, sheet_id, selection)
+    counts = pages.counts_of(store, sheet_id, selection)
     return json_response({"success": True, "counts": counts})
