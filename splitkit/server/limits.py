@@ -117,17 +117,20 @@ def _depth_path(value: Any) -> list[str | int]:
     return path[::-1]
 
 
-def _path_at(body: bytes, position: int) -> list[str | int]:
-    """The path of the container open at ``position`` of ``body`` (valid JSON up to there)."""
+def _path_at_limit(body: bytes) -> list[str | int]:
+    """The path to the first container of ``body`` nested deeper than the limit, read from
+    the text (for bodies too deep for the parsers). Scans tokens until that container."""
     path: list[str | int] = []
     kinds: list[bytes] = []
     pending_key: str | int = 0
-    for match in _TOKEN.finditer(body, 0, position):
+    for match in _TOKEN.finditer(body):
         token = match.group()
         if token in (b"{", b"["):
             if kinds:
                 path.append(pending_key)
             kinds.append(token)
+            if len(kinds) > MAX_JSON_DEPTH:
+                return path
             pending_key = 0
         elif token in (b"}", b"]"):
             kinds.pop()
@@ -136,8 +139,8 @@ def _path_at(body: bytes, position: int) -> list[str | int]:
             if kinds and kinds[-1] == b"[":
                 pending_key = pending_key + 1 if isinstance(pending_key, int) else 0
         elif token != b":" and kinds and kinds[-1] == b"{":
-            pending_key = str(json.loads(token))
-    return path[:MAX_JSON_DEPTH]
+            pending_key = str(json.loads(token))  # a key (or a value, overwritten by the next key)
+    return path
 
 
 # -- non-finite numbers ---------------------------------------------------------------------
@@ -192,7 +195,7 @@ def check_json(body: bytes) -> None:
         value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         if _ORJSON_DEPTH_ERROR in str(exc):
-            raise _too_deep(_path_at(body, exc.pos)) from None
+            raise _too_deep(_path_at_limit(body)) from None
         problem = _non_finite_problem(body)
         if problem is not None:
             raise problem from None
