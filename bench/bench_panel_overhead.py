@@ -29,9 +29,9 @@ from collections.abc import Callable
 from typing import Any
 
 from splitkit import Part, connect, dispatch, plan_parts, split_parent, start_parent_job
-from splitkit.dispatch import RunObserver
-from splitkit.dispatch.progress import TqdmProgress
-from splitkit.dispatch.state import RunState
+from splitkit.engine import RunObserver
+from splitkit.engine.progress import TqdmProgress
+from splitkit.engine.state import RunState
 from splitkit.notebook import ControlPanel
 
 RECORDS_PER_PART = 10

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 
 from splitkit.server import EmbeddedServer
-from splitkit.server import records as server_records
+from splitkit.server import pages as server_pages
 from splitkit.server.samples import create_sample_sheet
 from splitkit.server.store import Store
 
@@ -65,7 +65,7 @@ def main() -> None:
                 def on_store(page: int) -> Callable[[], object]:
                     assert server.store is not None
                     store = server.store
-                    return lambda: server_records.page(store, sheet.sheet_id, page, size)
+                    return lambda: server_pages.page(store, sheet.sheet_id, page, size)
 
                 rows = [
                     (how, page, median_ms(make(page), args.repeat))

@@ -8,7 +8,7 @@ server with a sample sheet.
 
 from splitkit.api import AsyncClient, Client, ClientConfig, RetryPolicy
 from splitkit.connect import Connection, connect
-from splitkit.dispatch import (
+from splitkit.engine import (
     DaskExecutor,
     LoopExecutor,
     Part,

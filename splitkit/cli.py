@@ -37,19 +37,34 @@ def serve(
         int | None, typer.Option(min=0, help="Generate N synthetic records into a sheet.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the generated records.")] = 0,
+    max_body_mb: Annotated[
+        float | None,
+        typer.Option(
+            min=0.001, help="Largest request body in MiB, larger ones get 413 (default: 32)."
+        ),
+    ] = None,
 ) -> None:
     """Run the embedded Flatfile-compatible server until Ctrl-C."""
     from splitkit.server import EmbeddedServer
+    from splitkit.server.config import DEFAULT_MAX_BODY_MB
 
     if sample is not None and records is not None:
         raise typer.BadParameter("pass --sample or --records, not both")
     server = EmbeddedServer(
-        db_path=db, token=token, host=host, port=port, sample=sample, records=records, seed=seed
+        db_path=db,
+        token=token,
+        host=host,
+        port=port,
+        sample=sample,
+        records=records,
+        seed=seed,
+        max_body_mb=DEFAULT_MAX_BODY_MB if max_body_mb is None else max_body_mb,
     )
     with server:
         typer.echo(f"splitkit server at   {server.url}")
         typer.echo(f"token                {server.token}")
         typer.echo(f"environment id       {server.environment_id}")
+        typer.echo(f"request body limit   {server.max_body_mb:g} MiB (--max-body-mb)")
         if server.sheet_id is not None:
             typer.echo(f"sheet id             {server.sheet_id}")
         typer.echo(

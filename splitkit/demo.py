@@ -10,7 +10,7 @@ from typing import Any, TextIO
 import pandas as pd
 
 from splitkit.connect import connect
-from splitkit.dispatch import Part, dispatch
+from splitkit.engine import Part, dispatch
 from splitkit.outcomes import settle, summarize
 from splitkit.pipeline import split_parent, start_parent_job
 from splitkit.plan import plan_parts

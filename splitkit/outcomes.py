@@ -520,7 +520,7 @@ class SettleResult:
 
 
 class RunLike(Protocol):
-    """What settle needs of a run: a :class:`~splitkit.dispatch.RunHandle` is one.
+    """What settle needs of a run: a :class:`~splitkit.engine.RunHandle` is one.
 
     ``wait()`` blocks until the run ends and returns its outcome frame,
     ``await run`` does the same without blocking, and ``outcomes`` is the

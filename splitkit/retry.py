@@ -16,9 +16,9 @@ from typing import Any
 from splitkit._checks import boolean, callable_handler, instance_of, non_empty_str
 from splitkit.api import TERMINAL_STATUSES, Client, Job
 from splitkit.api.errors import BadRequestError
-from splitkit.dispatch import RunHandle, dispatch
-from splitkit.dispatch.executors import Handler
-from splitkit.dispatch.steps import part_index
+from splitkit.engine import RunHandle, dispatch
+from splitkit.engine.executors import Handler
+from splitkit.engine.steps import part_index
 
 __all__ = ["retry_failed", "retryable_parts"]
 

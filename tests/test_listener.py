@@ -18,7 +18,7 @@ import pytest
 
 from splitkit import Client, ClientConfig, Part
 from splitkit.api import AuthError, Event, Job
-from splitkit.dispatch.steps import part_index
+from splitkit.engine.steps import part_index
 from splitkit.listener import Listener, Route, multipart_listener
 from splitkit.server import EmbeddedServer
 

@@ -22,7 +22,7 @@ from splitkit.api.errors import (
     RateLimitedError,
     ServerError,
 )
-from splitkit.dispatch.state import PartRow, RunState
+from splitkit.engine.state import PartRow, RunState
 from splitkit.outcomes import (
     OUTCOME_COLUMNS,
     SETTLE_SENDS,

@@ -18,8 +18,8 @@ import pytest
 from answer_faults import AnswerFaults, AsyncAnswerFaults, Fault, posts_to
 
 from splitkit.api import AsyncClient, Client, Event, Job, RetryPolicy
-from splitkit.dispatch import Part, dispatch
-from splitkit.dispatch.state import RunState
+from splitkit.engine import Part, dispatch
+from splitkit.engine.state import RunState
 from splitkit.outcomes import (
     SettleResult,
     asettle,

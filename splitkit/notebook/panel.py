@@ -38,11 +38,11 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 
 from splitkit._checks import positive_int, positive_number
-from splitkit.dispatch.progress import REDRAW_INTERVAL_S
-from splitkit.dispatch.state import RunState
+from splitkit.engine.progress import REDRAW_INTERVAL_S
+from splitkit.engine.state import RunState
 
 if TYPE_CHECKING:
-    from splitkit.dispatch.handle import RunHandle
+    from splitkit.engine.handle import RunHandle
 
 __all__ = ["ControlPanel"]
 

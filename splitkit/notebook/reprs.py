@@ -20,7 +20,7 @@ import pandas as pd
 from splitkit.notebook.panel import STATUS_COLORS
 
 if TYPE_CHECKING:
-    from splitkit.dispatch.handle import RunHandle
+    from splitkit.engine.handle import RunHandle
 
 __all__ = ["Html", "plan_html", "run_html", "show_plan", "show_summary", "summary_html"]
 

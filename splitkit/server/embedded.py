@@ -25,7 +25,7 @@ import httpx
 import uvicorn
 
 from .app import create_app
-from .config import ServerConfig
+from .config import DEFAULT_MAX_BODY_MB, ServerConfig, check_max_body_mb
 from .samples import SampleSheet, create_sample_sheet
 from .store import Store
 
@@ -50,6 +50,7 @@ def _integer(name: str, value: object, low: int | None, high: int | None, meanin
 class EmbeddedServer:
     """A running server: ``.url`` (with ``/v1``), ``.token``, ``.environment_id`` and, when a
     sample or generated records were asked for, ``.space_id``, ``.workbook_id``, ``.sheet_id``.
+    ``max_body_mb`` bounds a request body (MiB; a larger one is answered 413).
     """
 
     def __init__(
@@ -62,6 +63,7 @@ class EmbeddedServer:
         sample: str | None = None,
         records: int | None = None,
         seed: int = 0,
+        max_body_mb: float = DEFAULT_MAX_BODY_MB,
     ) -> None:
         if sample is not None and records is not None:
             raise ValueError("pass sample or records, not both")
@@ -90,6 +92,7 @@ class EmbeddedServer:
             raise ValueError(f"host must be an address to bind like '127.0.0.1', got {host!r}")
         port = _integer("port", port, 0, 65_535, "0 picks a free port")
         seed = _integer("seed", seed, None, None, "the generator's seed")
+        self.max_body_mb = check_max_body_mb(max_body_mb)
         self.db_path = None if db_path is None else Path(db_path)
         self.token = token or secrets.token_urlsafe(24)
         self.host, self.port = host, port
@@ -156,7 +159,7 @@ class EmbeddedServer:
             self._tmpdir = tempfile.mkdtemp(prefix="splitkit-server-")
         path = Path(self._tmpdir) / "splitkit.db" if self._tmpdir else self.db_path
         assert path is not None
-        config = ServerConfig(db_path=path, token=self.token)
+        config = ServerConfig(db_path=path, token=self.token, max_body_mb=self.max_body_mb)
         self._store = Store(path)
         self.environment_id = self._store.environment_id
         if self.sample is not None or self.records is not None:

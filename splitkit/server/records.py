@@ -1,8 +1,7 @@
-"""Sheet records: validation on insert, exact counts, and pages built as bytes.
+"""Sheet records: validation on insert, exact counts, and the stored wire JSON.
 
 Each record is stored as its finished wire JSON next to a dense per-sheet ``seq``
-(1, 2, 3, ...), so page k is ``seq BETWEEN (k-1)*size+1 AND k*size`` on the primary key:
-page 1 and page 10,000 cost the same, and a page is the stored bytes joined by commas.
+(1, 2, 3, ...) and a dense per-validity ``vseq`` (see ``pages.py``, which reads them).
 The sheet row keeps total / valid / error, updated in the insert's own transaction.
 """
 
@@ -17,14 +16,14 @@ import orjson
 
 from .errors import bad_request, echo, not_found
 from .ids import new_ids
+from .pages import counts_of
 from .store import Store
 
 MAX_PAGE_SIZE = 10_000
 CELL_KEYS = frozenset({"value", "valid", "messages", "metadata"})
 _INT64 = 2**63
 _SEED_CHUNK = 50_000  # rows per transaction when seeding: keeps the WAL small
-# a range on the primary key: no OFFSET, so every page costs the same
-PAGE_QUERY = "SELECT doc FROM records WHERE sheet = ? AND seq BETWEEN ? AND ? ORDER BY seq"
+Built = tuple[bytes, bool, str]  # a record's wire JSON, its validity, its id
 
 
 @dataclass(frozen=True)
@@ -125,12 +124,15 @@ def build_record(
 
 def build_records(
     rows: Iterable[Any], fields: Sequence[Field], first_index: int = 0
-) -> list[tuple[bytes, bool]]:
+) -> list[Built]:
     """Build every row (indexes in messages count from ``first_index``)."""
     required = [field for field in fields if field.required]
     rows = list(rows)
     ids = new_ids("record", len(rows))
-    return [build_record(row, required, first_index + i, ids[i]) for i, row in enumerate(rows)]
+    return [
+        (*build_record(row, required, first_index + i, ids[i]), ids[i])
+        for i, row in enumerate(rows)
+    ]
 
 
 def _sheet_row(store: Store, sheet_id: str) -> tuple[int, Mapping[str, Any]]:
@@ -144,14 +146,25 @@ def _sheet_row(store: Store, sheet_id: str) -> tuple[int, Mapping[str, Any]]:
     return row[0], orjson.loads(row[1])["config"]
 
 
-def _insert_built(store: Store, sheet: int, built: Sequence[tuple[bytes, bool]]) -> dict[str, int]:
+def _insert_built(store: Store, sheet: int, built: Sequence[Built]) -> dict[str, int]:
     """Append prebuilt records and update the sheet's counts, in one transaction."""
-    n_valid = sum(valid for _, valid in built)
+    n_valid = sum(valid for _, valid, _ in built)
     with store.write() as conn:
-        (total,) = conn.execute("SELECT n_total FROM sheets WHERE seq = ?", (sheet,)).fetchone()
+        total, last_valid, last_error = conn.execute(
+            "SELECT n_total, n_valid, n_error FROM sheets WHERE seq = ?", (sheet,)
+        ).fetchone()
+        rows = []
+        for i, (doc, valid, record_id) in enumerate(built, start=1):
+            # vseq continues the sheet's count of its validity: dense per (sheet, valid)
+            if valid:
+                last_valid += 1
+                rows.append((sheet, total + i, doc, True, last_valid, record_id))
+            else:
+                last_error += 1
+                rows.append((sheet, total + i, doc, False, last_error, record_id))
         conn.executemany(
-            "INSERT INTO records (sheet, seq, doc) VALUES (?, ?, ?)",
-            [(sheet, total + i, doc) for i, (doc, _) in enumerate(built, start=1)],
+            "INSERT INTO records (sheet, seq, doc, valid, vseq, rid) VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
         )
         conn.execute(
             "UPDATE sheets SET n_total = n_total + ?, n_valid = n_valid + ?,"
@@ -171,7 +184,7 @@ def insert(store: Store, sheet_id: str, rows: Sequence[Any]) -> bytes:
     counts = _insert_built(store, sheet, built)
     return (
         b'{"data":{"success":true,"records":['
-        + b",".join(doc for doc, _ in built)
+        + b",".join(doc for doc, _, _ in built)
         + b'],"counts":'
         + orjson.dumps(counts)
         + b"}}"
@@ -188,38 +201,3 @@ def seed(store: Store, sheet_id: str, rows: Iterable[Mapping[str, Any]]) -> dict
         counts = _insert_built(store, sheet, built)
         done += len(built)
     return counts
-
-
-def counts_of(store: Store, sheet_id: str) -> dict[str, int]:
-    row = (
-        store.connection()
-        .execute("SELECT n_total, n_valid, n_error FROM sheets WHERE id = ?", (sheet_id,))
-        .fetchone()
-    )
-    if row is None:
-        raise not_found("sheet", sheet_id)
-    return {"total": row[0], "valid": row[1], "error": row[2]}
-
-
-def page(store: Store, sheet_id: str, page_number: int, page_size: int) -> bytes:
-    """The response JSON of one records page: stored bytes spliced, nothing re-encoded."""
-    first = (page_number - 1) * page_size + 1
-    with store.read() as conn:
-        row = conn.execute(
-            "SELECT seq, n_total, n_valid, n_error FROM sheets WHERE id = ?", (sheet_id,)
-        ).fetchone()
-        if row is None:
-            raise not_found("sheet", sheet_id)
-        sheet, total, valid, error = row
-        docs = conn.execute(
-            PAGE_QUERY,
-            (sheet, first, min(first + page_size - 1, total)),
-        ).fetchall()
-    counts = orjson.dumps({"total": total, "valid": valid, "error": error})
-    return (
-        b'{"data":{"success":true,"records":['
-        + b",".join(doc for (doc,) in docs)
-        + b'],"counts":'
-        + counts
-        + b"}}"
-    )

@@ -39,8 +39,11 @@ CREATE TABLE IF NOT EXISTS sheets (
     n_error INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS sheets_workbook ON sheets (workbook_id, seq);
 -- seq is dense per sheet (1, 2, 3, ...): page k is a range scan on the primary key.
+-- vseq is dense per sheet and validity (filter=valid|error: the same range scan, on
+-- records_valid), and rid is the record id (ids=...). Older files: see _RECORD_COLUMNS.
 CREATE TABLE IF NOT EXISTS records (
     sheet INTEGER NOT NULL, seq INTEGER NOT NULL, doc BLOB NOT NULL,
+    valid INTEGER, vseq INTEGER, rid TEXT,
     PRIMARY KEY (sheet, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS jobs (
     seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, environment_id TEXT NOT NULL,
@@ -60,6 +63,21 @@ CREATE TABLE IF NOT EXISTS events (
     domain TEXT NOT NULL, environment_id TEXT NOT NULL, space_id TEXT, job_id TEXT,
     created_ms INTEGER NOT NULL, acknowledged_ms INTEGER, doc TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS events_created ON events (created_ms);
+"""
+
+# columns added to records after the first release, and how to fill them in an older file
+_RECORD_COLUMNS = ("valid INTEGER", "vseq INTEGER", "rid TEXT")
+_RECORD_BACKFILL = """
+UPDATE records SET valid = json_extract(CAST(doc AS TEXT), '$.valid') = 1,
+                   rid = json_extract(CAST(doc AS TEXT), '$.id');
+UPDATE records SET vseq = ranked.n FROM (
+    SELECT sheet, seq, ROW_NUMBER() OVER (PARTITION BY sheet, valid ORDER BY seq) AS n
+    FROM records) AS ranked
+WHERE records.sheet = ranked.sheet AND records.seq = ranked.seq
+"""
+RECORD_INDEXES = """
+CREATE INDEX IF NOT EXISTS records_valid ON records (sheet, valid, vseq);
+CREATE INDEX IF NOT EXISTS records_id ON records (rid);
 """
 
 
@@ -134,9 +152,14 @@ class Store:
 
     def _init_schema(self) -> None:
         with self.write() as conn:
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            _run(conn, SCHEMA)
+            present = {row[1] for row in conn.execute("PRAGMA table_info(records)")}
+            missing = [c for c in _RECORD_COLUMNS if c.split()[0] not in present]
+            for column in missing:
+                conn.execute(f"ALTER TABLE records ADD COLUMN {column}")
+            if missing:  # a file from before these columns: fill them once
+                _run(conn, _RECORD_BACKFILL)
+            _run(conn, RECORD_INDEXES)
 
     def _ensure_defaults(self) -> tuple[str, str]:
         """The account and the default environment, created once per database file."""
@@ -164,3 +187,11 @@ class Store:
                 [("account_id", account_id), ("environment_id", environment_id)],
             )
             return account_id, environment_id
+
+
+def _run(conn: sqlite3.Connection, script: str) -> None:
+    """Each statement of ``script`` inside the caller's transaction (no executescript:
+    it would commit)."""
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)

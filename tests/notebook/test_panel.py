@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from splitkit import Client, Part, RunHandle, dispatch, plan_parts, split_parent, summarize
-from splitkit.dispatch.state import PartRow, RunState
+from splitkit.engine.state import PartRow, RunState
 from splitkit.notebook import ControlPanel
 from splitkit.notebook.panel import _unpin_comm
 from splitkit.pipeline import start_parent_job

@@ -23,8 +23,8 @@ from splitkit.api.errors import (
     InvalidTransitionError,
     NotFoundError,
 )
-from splitkit.dispatch import PartOptions, steps
-from splitkit.dispatch.steps import most_requests
+from splitkit.engine import PartOptions, steps
+from splitkit.engine.steps import most_requests
 from splitkit.pipeline import SplitMismatchError
 
 
@@ -131,7 +131,7 @@ def test_part_options_are_checked(kwargs: dict[str, object], message: str) -> No
 
 
 def test_the_documented_request_bound_is_the_computed_one() -> None:
-    # splitkit/dispatch/steps.py says: defaults give R = 16 and, with A = 4, 136 requests.
+    # splitkit/engine/steps.py says: defaults give R = 16 and, with A = 4, 136 requests.
     assert PartOptions().delivery_rounds() == 16
     assert most_requests(PartOptions(), RetryPolicy().attempts) == 136
     doc = steps.__doc__ or ""

@@ -28,8 +28,8 @@ import pytest
 
 import splitkit
 from splitkit import AsyncClient, Client, Part, dispatch
-from splitkit.dispatch import ClaimLostError, ClaimPolicy, ParentClaimedError
-from splitkit.dispatch.claim import CLAIM_KEY, ParentClaim, machine_id
+from splitkit.engine import ClaimLostError, ClaimPolicy, ParentClaimedError
+from splitkit.engine.claim import CLAIM_KEY, ParentClaim, machine_id
 
 # Short delays keep the tests fast; the two-process race uses the defaults.
 QUICK = ClaimPolicy(heartbeat_s=0.2, verify_s=0.2)
@@ -39,7 +39,7 @@ WORKER = textwrap.dedent(
     import os, sys, time
     from pathlib import Path
     from splitkit import ClientConfig, dispatch
-    from splitkit.dispatch import ParentClaimedError
+    from splitkit.engine import ParentClaimedError
 
     def handler(part):
         with open(os.environ["LOG"], "a") as log:

@@ -21,8 +21,8 @@ from splitkit import (
     split_parent,
     start_parent_job,
 )
-from splitkit.dispatch import PartOptions
-from splitkit.dispatch.steps import most_requests
+from splitkit.engine import PartOptions
+from splitkit.engine.steps import most_requests
 
 
 class FaultyTransport(httpx.AsyncBaseTransport):

@@ -11,7 +11,8 @@ from splitkit.cli import app
 def test_serve_has_help_naming_every_option() -> None:
     result = CliRunner().invoke(app, ["serve", "--help"])
     assert result.exit_code == 0, result.output
-    for option in ("--host", "--port", "--db", "--token", "--sample", "--records"):
+    options = ("--host", "--port", "--db", "--token", "--sample", "--records", "--max-body-mb")
+    for option in options:
         assert option in result.output
 
 
@@ -23,3 +24,9 @@ def test_serve_refuses_both_a_sample_and_records() -> None:
 
 def test_serve_refuses_negative_records() -> None:
     assert CliRunner().invoke(app, ["serve", "--records", "-1"]).exit_code == 2
+
+
+def test_serve_refuses_a_body_limit_below_one_byte() -> None:
+    result = CliRunner().invoke(app, ["serve", "--max-body-mb", "0"])
+    assert result.exit_code == 2
+    assert "--max-body-mb" in result.output

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query
 from fastapi.responses import Response
 
-from .. import records
-from .common import PageNumber, StoreDep, page_size_query, raw_json
+from .. import pages, records
+from .common import PageNumber, SelectionDep, StoreDep, page_size_query, raw_json
 
 router = APIRouter(tags=["records"])
 
@@ -17,13 +17,16 @@ router = APIRouter(tags=["records"])
 def get_records(
     store: StoreDep,
     sheet_id: str,
+    selection: SelectionDep,
     page_number: PageNumber = 1,
     page_size: int = page_size_query(records.MAX_PAGE_SIZE, records.MAX_PAGE_SIZE),
     for_event: Annotated[
         str | None, Query(alias="for", description="an event id; accepted and ignored")
     ] = None,
 ) -> Response:
-    return raw_json(records.page(store, sheet_id, page_number, page_size))
+    """A page of the sheet's records, or of those ``filter`` / ``ids`` select; ``counts``
+    are the selection's. Other Flatfile parameters (q, sortField, ...) are refused."""
+    return raw_json(pages.page(store, sheet_id, page_number, page_size, selection))
 
 
 @router.post("/sheets/{sheet_id}/records")

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from .. import records, resources
-from .common import StoreDep, json_response
+from .. import pages, resources
+from .common import SelectionDep, StoreDep, json_response
 
 router = APIRouter(tags=["sheets"])
 
@@ -26,6 +26,8 @@ def get_sheet(store: StoreDep, sheet_id: str) -> Response:
 
 
 @router.get("/sheets/{sheet_id}/counts")
-def get_counts(store: StoreDep, sheet_id: str) -> Response:
-    """Exact counts, read from the sheet row (kept current by every insert)."""
-    return json_response({"success": True, "counts": records.counts_of(store, sheet_id)})
+def get_counts(store: StoreDep, sheet_id: str, selection: SelectionDep) -> Response:
+    """Exact counts, read from the sheet row (kept current by every insert); with
+    ``filter`` / ``ids``, the counts of the records they select."""
+    counts = pages.counts_of(store, sheet_id, selection)
+    return json_response({"success": True, "counts": counts})

@@ -16,9 +16,9 @@ from typing import Any
 
 import pandas as pd
 
-from splitkit.dispatch.controls import Controls
-from splitkit.dispatch.engine import Engine
-from splitkit.dispatch.state import RunState
+from splitkit.engine.controls import Controls
+from splitkit.engine.engine import Engine
+from splitkit.engine.state import RunState
 
 
 class LiveRuns:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from splitkit.dispatch.state import RunState
+from splitkit.engine.state import RunState
 
 REDRAW_INTERVAL_S = 0.1  # about ten redraws a second, in a terminal and a notebook alike
 

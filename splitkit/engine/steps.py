@@ -63,8 +63,8 @@ from splitkit.api.errors import (
     RateLimitedError,
     ServerError,
 )
-from splitkit.dispatch.executors import Executor, Handler
-from splitkit.dispatch.part import Part, ProgressSink
+from splitkit.engine.executors import Executor, Handler
+from splitkit.engine.part import Part, ProgressSink
 
 SHEET_ID_PREFIX = "us_sh_"
 TRANSIENT: tuple[type[BaseException], ...] = (

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from splitkit._checks import positive_int
-from splitkit.dispatch.part import Part
+from splitkit.engine.part import Part
 
 Handler = Callable[[Part], Any]
 T = TypeVar("T")

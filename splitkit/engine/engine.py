@@ -20,12 +20,12 @@ import pandas as pd
 
 from splitkit.api import AsyncClient, ClientConfig, Job
 from splitkit.api.errors import InvalidTransitionError
-from splitkit.dispatch.claim import ClaimPolicy, ParentClaim, stop_starting
-from splitkit.dispatch.controls import Controls
-from splitkit.dispatch.executors import Executor, Handler
-from splitkit.dispatch.progress import RunObserver
-from splitkit.dispatch.state import PartRow, RunState, utcnow
-from splitkit.dispatch.steps import (
+from splitkit.engine.claim import ClaimPolicy, ParentClaim, stop_starting
+from splitkit.engine.controls import Controls
+from splitkit.engine.executors import Executor, Handler
+from splitkit.engine.progress import RunObserver
+from splitkit.engine.state import PartRow, RunState, utcnow
+from splitkit.engine.steps import (
     FROM_JOB_STATUS,
     PartOptions,
     PartSpec,
@@ -36,7 +36,7 @@ from splitkit.dispatch.steps import (
     run_part,
 )
 
-log = logging.getLogger("splitkit.dispatch")
+log = logging.getLogger("splitkit.engine")
 
 PROGRESS_INTERVAL_S = 0.5  # at most two progress acks a second per part
 

@@ -65,8 +65,8 @@ from typing import Any
 from splitkit._checks import positive_number
 from splitkit.api import AsyncClient, Job
 from splitkit.api.errors import ApiError, ConnectionFailedError, NotFoundError, SplitkitError
-from splitkit.dispatch.controls import Controls
-from splitkit.dispatch.state import RunState
+from splitkit.engine.controls import Controls
+from splitkit.engine.state import RunState
 
 __all__ = [
     "CLAIM_KEY",
@@ -79,7 +79,7 @@ __all__ = [
     "stop_starting",
 ]
 
-log = logging.getLogger("splitkit.dispatch")
+log = logging.getLogger("splitkit.engine")
 
 CLAIM_KEY = "splitkitClaim"
 # Run ids holding a claim in this process: a claim of this pid with another run id is a

@@ -1,4 +1,4 @@
-"""Running a parent's parts: `dispatch()` and what it is made of."""
+"""`dispatch()`: validate its arguments, wire the engine's pieces, start the run, maybe wait."""
 
 from __future__ import annotations
 
@@ -16,41 +16,20 @@ from splitkit._checks import (
     positive_number,
 )
 from splitkit.api import AsyncClient, Client, ClientConfig
-from splitkit.dispatch.claim import ClaimError, ClaimLostError, ClaimPolicy, ParentClaimedError
-from splitkit.dispatch.controls import Controls, running_loop
-from splitkit.dispatch.engine import Engine
-from splitkit.dispatch.executors import (
-    DaskExecutor,
+from splitkit.engine.claim import ClaimPolicy
+from splitkit.engine.controls import Controls, running_loop
+from splitkit.engine.engine import Engine
+from splitkit.engine.executors import (
     Executor,
     Handler,
     LoopExecutor,
-    ProcessExecutor,
-    ThreadExecutor,
 )
-from splitkit.dispatch.handle import RunHandle, live_runs
-from splitkit.dispatch.part import Part
-from splitkit.dispatch.progress import RunObserver, TqdmProgress
-from splitkit.dispatch.state import RunState
-from splitkit.dispatch.steps import TRANSIENT, PartOptions, PartTimeoutError
+from splitkit.engine.handle import RunHandle, live_runs
+from splitkit.engine.progress import RunObserver, TqdmProgress
+from splitkit.engine.state import RunState
+from splitkit.engine.steps import TRANSIENT, PartOptions
 
-__all__ = [
-    "ClaimError",
-    "ClaimLostError",
-    "ClaimPolicy",
-    "DaskExecutor",
-    "Executor",
-    "LoopExecutor",
-    "ParentClaimedError",
-    "Part",
-    "PartOptions",
-    "PartTimeoutError",
-    "ProcessExecutor",
-    "RunHandle",
-    "RunObserver",
-    "RunState",
-    "ThreadExecutor",
-    "dispatch",
-]
+__all__ = ["dispatch"]
 
 
 def dispatch(
@@ -102,7 +81,7 @@ def dispatch(
     the holder and since when; a claim not renewed for 30 s is taken over). A run that
     finds its claim taken over starts no new part and ends with `ClaimLostError`.
     `claim=False` runs without a claim; `claim=ClaimPolicy(...)` sets its heartbeat and
-    delays. See `splitkit.dispatch.claim` for how it works and its limits.
+    delays. See `splitkit.engine.claim` for how it works and its limits.
 
     Ctrl-C (or "interrupt kernel") during a blocking dispatch or `handle.wait()` stops the
     run here: no new part starts, running parts finish and their results are delivered,
