@@ -14,7 +14,6 @@ Handlers never raise here, so no part may end ``failed``; they count their calls
 from __future__ import annotations
 
 import contextlib
-import inspect
 import threading
 import time
 from collections import Counter
@@ -28,6 +27,7 @@ from faultproxy import KINDS, FaultProxy
 from splitkit import Client, ClientConfig, Part, dispatch, plan_parts, settle, summarize
 from splitkit.api import Event, RetryPolicy
 from splitkit.api.errors import SplitkitError
+from splitkit.engine import ClaimPolicy
 from splitkit.pipeline import split_parent, start_parent_job
 
 PARTS = 240
@@ -42,6 +42,7 @@ FAULT_RATES: dict[str, float] = dict.fromkeys(KINDS, RATE)
 CHAOS_RETRY = RetryPolicy(attempts=6, initial=0.01, max_wait=0.2, jitter=0.01)
 LATENCY_S = (0.001, 0.005)
 MAX_RUNS = 8
+CHAOS_CLAIM = ClaimPolicy(heartbeat_s=0.5, stale_after_s=2.0, verify_s=0.05)
 CONCURRENCY = 64  # waits between retries cost no CPU: overlap them
 ENDED = ("complete", "failed", "canceled")
 
@@ -51,20 +52,10 @@ def proxy_for(upstream_url: str) -> FaultProxy:
     return FaultProxy(upstream_url, retry_after="0", latency_s=LATENCY_S)
 
 
-def dispatch_options(**claim: float) -> dict[str, Any]:
-    """Keyword arguments for dispatch() that the branch's dispatch takes: a quick claim
-    (once dispatch claims its parent) so a resumed run does not wait 30 s for a stale one."""
-    accepted = inspect.signature(dispatch).parameters
-    options: dict[str, Any] = {}
-    if "claim" in accepted:
-        from splitkit.dispatch import ClaimPolicy  # type: ignore[attr-defined]
-
-        options["claim"] = ClaimPolicy(
-            heartbeat_s=claim.get("heartbeat_s", 0.5),
-            stale_after_s=claim.get("stale_after_s", 2.0),
-            verify_s=claim.get("verify_s", 0.05),
-        )
-    return options
+def dispatch_options() -> dict[str, Any]:
+    """Keyword arguments for every dispatch() here: a quick claim, so a run resumed after
+    a kill waits 2 s (not 30) for the killed run's claim to go stale."""
+    return {"claim": CHAOS_CLAIM}
 
 
 # -- reading the server directly ------------------------------------------------------------
