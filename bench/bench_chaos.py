@@ -11,7 +11,8 @@ Prints one Markdown table (paste into BENCHMARKS.md): per seed, the parts, the f
 injected by kind, handlers run twice within a run, records and part jobs duplicated,
 parts lost (not complete at the end, or complete without their handler having run),
 parts left open after run 1 (their ack or page could not get through; the next run
-takes them), handlers run in more than one run, the runs needed, and wall time.
+takes them), handlers run in more than one run, the runs needed (and how many of them raised, e.g.
+when the claim could not be written), and wall time.
 
     .venv/bin/python bench/bench_chaos.py                      # 240 parts, 10%, 3 seeds
     .venv/bin/python bench/bench_chaos.py --parts 480 --seeds 1 2 3 4 5
@@ -57,6 +58,7 @@ def row(result: DispatchScenario) -> dict[str, object]:
         "parts lost": len(result.lost()),
         "open after run 1": result.left_open_after_first_run(),
         "runs": len(result.runs),
+        "runs raised": sum(run.error is not None for run in result.runs),
         "wall s": f"{result.wall_s:.1f}",
     }
 
@@ -93,6 +95,9 @@ def main() -> None:
             )
             rows.append(row(result))
             print(f"seed {seed}: {result.wall_s:.1f} s", file=sys.stderr)
+            for run in result.runs:
+                if run.error is not None:
+                    print(f"  {run.label} raised: {run.error}", file=sys.stderr)
     print(
         f"Chaos: {args.parts} parts of <= {args.batch} records, each of the {len(KINDS)} fault "
         f"kinds at {args.rate:.0%} of the requests through the proxy, seeds {args.seeds} "
