@@ -11,8 +11,8 @@ Prints one Markdown table (paste into BENCHMARKS.md): per seed, the parts, the f
 injected by kind, handlers run twice within a run, records and part jobs duplicated,
 parts lost (not complete at the end, or complete without their handler having run),
 parts left open after run 1 (their ack or page could not get through; the next run
-takes them), handlers run in more than one run, the runs needed (and how many of them raised, e.g.
-when the claim could not be written), and wall time.
+takes them), handlers run in more than one run, the runs needed (and how many of them
+raised, e.g. when the claim could not be written), and wall time.
 
     .venv/bin/python bench/bench_chaos.py                      # 240 parts, 10%, 3 seeds
     .venv/bin/python bench/bench_chaos.py --parts 480 --seeds 1 2 3 4 5
