@@ -27,7 +27,7 @@ from faultproxy import KINDS, FaultProxy
 from splitkit import Client, ClientConfig, Part, dispatch, plan_parts, settle, summarize
 from splitkit.api import Event, RetryPolicy
 from splitkit.api.errors import SplitkitError
-from splitkit.engine import ClaimPolicy
+from splitkit.engine import ClaimPolicy, ParentClaimedError
 from splitkit.pipeline import split_parent, start_parent_job
 
 PARTS = 240
@@ -167,15 +167,22 @@ def dispatch_until_done(
     *,
     max_runs: int = MAX_RUNS,
     label: str = "run",
-    **options: Any,
+    claim_wait_s: float = 30.0,
 ) -> list[RunRecord]:
-    """dispatch() again while parts are open on the server (at most ``max_runs`` runs)."""
+    """dispatch() again while parts are open on the server (at most ``max_runs`` runs).
+
+    A run refused because an earlier run's claim has not gone stale yet (that run wrote
+    its claim, then stopped on an error) does not count: it is tried again for up to
+    ``claim_wait_s``."""
     runs: list[RunRecord] = []
-    for number in range(1, max_runs + 1):
-        name = f"{label}{number}"
+    counted = 0
+    claim_deadline = time.monotonic() + claim_wait_s
+    while counted < max_runs:
+        name = f"{label}{len(runs) + 1}"
         started = time.monotonic()
         handle = None
         error = None
+        refused = False
         try:
             handle = dispatch(
                 config,
@@ -184,17 +191,21 @@ def dispatch_until_done(
                 concurrency=CONCURRENCY,
                 progress=False,
                 wait=False,
-                **{**dispatch_options(), **options},
+                **dispatch_options(),
             )
             handle.wait()
-        except Exception as exc:  # the run itself stopped (e.g. listing its parts failed)
+        except ParentClaimedError as exc:
+            error, refused = f"{type(exc).__name__}: {exc}", True
+        except Exception as exc:  # the run itself stopped (e.g. its claim could not be written)
             error = f"{type(exc).__name__}: {exc}"
         outcomes = handle.outcomes if handle is not None else pd.DataFrame()
         runs.append(RunRecord(name, outcomes, error, time.monotonic() - started))
+        if refused and time.monotonic() < claim_deadline:
+            time.sleep(0.3)
+            continue
+        counted += 1
         if not view.open_parts(parent_id):
             break
-        if error is not None and "Claimed" in error:
-            time.sleep(0.5)  # a claim of our own earlier run: wait for it to go stale
     return runs
 
 

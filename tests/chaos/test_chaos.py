@@ -299,7 +299,7 @@ def _wait_until_quiet(
     view: ServerView,
     parent_id: str,
     listener: Listener,
-    quiet_s: float = 4.0,
+    quiet_s: float = 5.0,
     limit_s: float = 90.0,
 ) -> None:
     """Until the parent ended, or neither the server nor the listener moved for ``quiet_s``."""
