@@ -96,6 +96,8 @@ def test_every_part_ends_in_one_run_or_is_left_open_with_its_reason(
         statuses = Counter(this_run["status"])
         # Handlers never raise: a failed part is one failed without its handler failing.
         assert set(statuses) <= {"completed", "pending"}, (run.label, dict(statuses), run.error)
+        if run.error is not None:
+            continue  # the run itself stopped (its claim): that is every open part's reason
         pending = this_run[this_run["status"] == "pending"]
         no_reason = pending[pending["error"].isna() | (pending["error"].astype(str) == "")]
         assert no_reason.empty, (run.label, no_reason[["part", "job_id"]].to_dict("records"))
