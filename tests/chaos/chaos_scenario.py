@@ -17,7 +17,7 @@ import contextlib
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -338,12 +338,6 @@ def summary_counts(outcomes: pd.DataFrame) -> dict[str, int]:
 def payload_counts(event: Event) -> dict[str, int]:
     row = summarize(parts_completed=event.payload).iloc[0]
     return {key: int(row[key]) for key in ("total", "completed", "failed", "canceled")}
-
-
-@contextlib.contextmanager
-def timed() -> Iterator[Callable[[], float]]:
-    start = time.monotonic()
-    yield lambda: time.monotonic() - start
 
 
 # -- logged runs, for the kill -9 tests ---------------------------------------------------------
