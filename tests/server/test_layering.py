@@ -181,3 +181,104 @@ def test_the_checker_lets_clean_imports_pass(tmp_path: Path, source: str) -> Non
 def test_the_checker_reports_the_path(tmp_path: Path) -> None:
     graph = _package(tmp_path, "mod", "from pkg import Client\n")
     assert crossings(graph, "pkg.server", "pkg.api") == [["pkg.server.mod", "pkg", "pkg.api"]]
+
+
+# --- no import cycle ---------------------------------------------------------------------
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Each import cycle among the graph's modules, as a path back to its start.
+
+    One cycle per strongly connected component of more than one module (or a module that
+    imports itself), found by Tarjan's algorithm without recursion.
+    """
+    edges = {m: sorted(t for t in targets if t in graph) for m, targets in graph.items()}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    components: list[set[str]] = []
+    for root in sorted(edges):
+        if root in index:
+            continue
+        work = [(root, 0)]
+        while work:
+            module, i = work.pop()
+            if i == 0:
+                index[module] = low[module] = len(index)
+                stack.append(module)
+                on_stack.add(module)
+            if i < len(edges[module]):
+                work.append((module, i + 1))
+                target = edges[module][i]
+                if target not in index:
+                    work.append((target, 0))
+                elif target in on_stack:
+                    low[module] = min(low[module], index[target])
+                continue
+            for target in edges[module]:  # done: take the low-links of the children
+                if target in on_stack:
+                    low[module] = min(low[module], low[target])
+            if low[module] == index[module]:
+                component = set()
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.add(member)
+                    if member == module:
+                        break
+                if len(component) > 1 or module in edges[module]:
+                    components.append(component)
+    return [_cycle_in(edges, component) for component in components]
+
+
+def _cycle_in(edges: dict[str, list[str]], component: set[str]) -> list[str]:
+    """A shortest path from the component's first module back to itself, inside it."""
+    start = min(component)
+    came_from: dict[str, str] = {}
+    queue = deque([start])
+    while queue:
+        module = queue.popleft()
+        for target in edges[module]:
+            if target == start:
+                path = [module]
+                while path[-1] != start:
+                    path.append(came_from[path[-1]])
+                return [*path[::-1], start]
+            if target in component and target not in came_from:
+                came_from[target] = module
+                queue.append(target)
+    raise AssertionError(f"no cycle through {start}")  # a component always has one
+
+
+def test_no_import_cycle_inside_splitkit() -> None:
+    # Every import counts: at module level, inside a function, under TYPE_CHECKING.
+    found = cycles(import_graph(ROOT, "splitkit"))
+    assert not found, "import cycles:\n" + _explain(found)
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        (
+            {"pkg/a.py": "import pkg.b\n", "pkg/b.py": "from pkg import a\n"},
+            [["pkg.a", "pkg.b", "pkg.a"]],
+        ),
+        (  # through a function-level import and a relative one
+            {
+                "pkg/a.py": "def f():\n    from . import b\n",
+                "pkg/b.py": "from .c import x\n",
+                "pkg/c.py": "import typing\nif typing.TYPE_CHECKING:\n    import pkg.a\nx = 1\n",
+            },
+            [["pkg.a", "pkg.b", "pkg.c", "pkg.a"]],
+        ),
+        ({"pkg/a.py": "import pkg.a\n"}, [["pkg.a", "pkg.a"]]),
+        ({"pkg/a.py": "import pkg.b\n", "pkg/b.py": "import pkg.c\n", "pkg/c.py": ""}, []),
+        ({"pkg/a.py": "from pkg import b, c\n", "pkg/b.py": "import pkg.c\n", "pkg/c.py": ""}, []),
+    ],
+)
+def test_the_cycle_finder(tmp_path: Path, files: dict[str, str], expected: list[list[str]]) -> None:
+    for name, text in {"pkg/__init__.py": "", **files}.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    assert cycles(import_graph(tmp_path, "pkg")) == expected
