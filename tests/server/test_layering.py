@@ -1,6 +1,11 @@
-"""Client and server meet only on the wire: neither imports the other, directly or through
-another splitkit module (``from splitkit import Client`` goes through the package's
-re-exports, which reach the client).
+"""The layers of docs/architecture.md, enforced: which package may import which.
+
+Every import between two of splitkit's packages (or top-level modules) must go down the
+layers in ``LAYERS`` (or be one of the few ``SIBLINGS`` inside a layer); no module imports
+itself back through others (no import cycle). Client and server meet only on the wire:
+neither imports the other, directly or through another splitkit module
+(``from splitkit import Client`` goes through the package's re-exports, which reach the
+client).
 
 The checker reads every module with ``ast`` and resolves each import form to the modules it
 runs: ``import a.b`` and ``import a.b as x`` → ``a.b``; ``from a import b`` → ``a.b`` when
@@ -90,6 +95,83 @@ def crossings(graph: dict[str, set[str]], side: str, other: str) -> list[list[st
 
 def _explain(paths: list[list[str]]) -> str:
     return "\n".join(" -> ".join(path) for path in paths)
+
+
+# --- the layers -------------------------------------------------------------------------
+
+# Bottom first. A package (``splitkit.engine.*`` is ``engine``) or top-level module
+# (``splitkit.plan`` is ``plan``) may import what is in a layer below its own; inside a layer
+# only the SIBLINGS edges. Every module of splitkit has a place here.
+LAYERS: list[set[str]] = [
+    {"_checks", "statuses", "errors"},  # leaf modules: the vocabulary and the checks
+    {"api", "server"},  # the client and the embedded server: never each other
+    {"plan", "outcomes", "summary", "settle", "pipeline"},  # frames, and flows on the client
+    {"engine"},  # dispatch: runs the parts
+    {"listener", "retry"},  # flows over the engine
+    {"notebook"},  # views of a run: builds on the engine, never the reverse
+    {"connect", "demo", "cli"},  # entry points: need client and server
+    {"splitkit"},  # the package face: re-exports, wires the notebook's views into the engine
+]
+SIBLINGS: set[tuple[str, str]] = {
+    ("plan", "outcomes"),
+    ("pipeline", "plan"),
+    ("summary", "outcomes"),
+    ("settle", "outcomes"),
+    ("settle", "summary"),
+    ("demo", "connect"),
+    ("cli", "demo"),
+}
+
+
+def place(module: str) -> str:
+    """The package or top-level module that ``module`` belongs to (its layer's unit)."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def allowed(
+    importer: str, imported_: str, layers: list[set[str]], siblings: set[tuple[str, str]]
+) -> bool:
+    level = {name: i for i, layer in enumerate(layers) for name in layer}
+    if importer not in level or imported_ not in level:
+        return False
+    return level[imported_] < level[importer] or (importer, imported_) in siblings
+
+
+def forbidden(
+    graph: dict[str, set[str]],
+    package: str,
+    layers: list[set[str]],
+    siblings: set[tuple[str, str]],
+) -> list[str]:
+    """Each import from one place to another that the layers do not allow, with its places."""
+    found = []
+    for module in sorted(graph):
+        for target in sorted(graph[module]):
+            if not _inside(target, package) or place(target) == place(module):
+                continue
+            if not allowed(place(module), place(target), layers, siblings):
+                found.append(f"{module} -> {target} ({place(module)} -> {place(target)})")
+    return found
+
+
+def test_every_module_has_a_place_in_the_layers() -> None:
+    placed = set().union(*LAYERS)
+    unplaced = sorted(m for m in import_graph(ROOT, "splitkit") if place(m) not in placed)
+    assert not unplaced, f"add these to LAYERS (and docs/architecture.md): {unplaced}"
+
+
+def test_every_import_goes_down_the_layers() -> None:
+    found = forbidden(import_graph(ROOT, "splitkit"), "splitkit", LAYERS, SIBLINGS)
+    assert not found, "imports against the layers:\n" + "\n".join(found)
+
+
+def test_the_layers_are_a_drawing() -> None:
+    # Each place once; siblings are real places in one layer (a typo would allow nothing).
+    names = [name for layer in LAYERS for name in layer]
+    assert len(names) == len(set(names))
+    for importer, imported_ in SIBLINGS:
+        assert any({importer, imported_} <= layer for layer in LAYERS), (importer, imported_)
 
 
 def test_the_server_never_imports_the_client() -> None:
@@ -282,3 +364,40 @@ def test_the_cycle_finder(tmp_path: Path, files: dict[str, str], expected: list[
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text, encoding="utf-8")
     assert cycles(import_graph(tmp_path, "pkg")) == expected
+
+
+# --- the layer check on a synthetic package -----------------------------------------------
+
+TOY_LAYERS = [{"leaf"}, {"low", "other"}, {"high"}, {"pkg"}]
+
+
+@pytest.mark.parametrize(
+    ("source", "ok"),
+    [
+        ("from pkg import leaf\n", True),
+        ("import pkg.low.a\n", True),
+        ("from ..leaf import x\n", True),
+        ("from pkg.high import h\n", False),  # up a layer
+        ("def f():\n    from pkg.high import h\n", False),  # a local import counts too
+        ("from pkg.other import o\n", False),  # a sibling not listed
+        ("import pkg\n", False),  # the package face is on top
+        ("from pkg.unknown import u\n", False),  # no place in the layers
+    ],
+)
+def test_the_layer_check(tmp_path: Path, source: str, ok: bool) -> None:
+    files = {
+        "pkg/__init__.py": "",
+        "pkg/leaf.py": "x = 1\n",
+        "pkg/low/__init__.py": "",
+        "pkg/low/a.py": "",
+        "pkg/low/mod.py": source,
+        "pkg/other/__init__.py": "o = 1\n",
+        "pkg/high/__init__.py": "h = 1\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    found = forbidden(import_graph(tmp_path, "pkg"), "pkg", TOY_LAYERS, set())
+    assert (found == []) is ok, found
+    if not ok:
+        assert found[0].startswith("pkg.low.mod -> ")
