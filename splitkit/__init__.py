@@ -3,46 +3,108 @@
     counts ──► plan_parts ──► split_parent ──► dispatch ──► summarize ──► settle
 
 Start with `connect()`: the real platform when FLATFILE_API_KEY is set, else the embedded
-server with a sample sheet.
+server with a sample sheet. `__all__` is the public surface (README.md, "The public API");
+everything else is reached through its subpackage (`splitkit.api`, `splitkit.engine`,
+`splitkit.notebook`, `splitkit.server`, ...).
 """
 
-from splitkit.api import AsyncClient, Client, ClientConfig, RetryPolicy
+from splitkit.api import (
+    ApiError,
+    AsyncClient,
+    AuthError,
+    BadRequestError,
+    Client,
+    ClientConfig,
+    ConnectionFailedError,
+    InvalidTransitionError,
+    NotFoundError,
+    RateLimitedError,
+    RetryPolicy,
+    ServerError,
+    SplitkitError,
+)
 from splitkit.connect import Connection, connect
 from splitkit.engine import (
+    ClaimLostError,
+    ClaimPolicy,
     DaskExecutor,
     LoopExecutor,
+    ParentClaimedError,
     Part,
+    PartLeftOpenError,
+    PartTimeoutError,
     ProcessExecutor,
     RunHandle,
     ThreadExecutor,
     dispatch,
 )
-from splitkit.outcomes import SettleResult, asettle, settle, summarize
-from splitkit.pipeline import split_parent, start_parent_job
+from splitkit.engine.handle import Panel as _Panel
+from splitkit.engine.handle import notebook_views as _notebook_views
+from splitkit.listener import Listener, multipart_listener
+from splitkit.outcomes import SettleResult, asettle, counts_match, settle, summarize
+from splitkit.pipeline import SplitMismatchError, split_parent, start_parent_job
 from splitkit.plan import plan_parts, what_if
-from splitkit.retry import retry_failed
+from splitkit.retry import retry_failed, retryable_parts
 
 __all__ = [
+    "ApiError",
     "AsyncClient",
+    "AuthError",
+    "BadRequestError",
+    "ClaimLostError",
+    "ClaimPolicy",
     "Client",
     "ClientConfig",
     "Connection",
+    "ConnectionFailedError",
     "DaskExecutor",
+    "InvalidTransitionError",
+    "Listener",
     "LoopExecutor",
+    "NotFoundError",
+    "ParentClaimedError",
     "Part",
+    "PartLeftOpenError",
+    "PartTimeoutError",
     "ProcessExecutor",
+    "RateLimitedError",
     "RetryPolicy",
     "RunHandle",
+    "ServerError",
     "SettleResult",
+    "SplitMismatchError",
+    "SplitkitError",
     "ThreadExecutor",
     "asettle",
     "connect",
+    "counts_match",
     "dispatch",
+    "multipart_listener",
     "plan_parts",
     "retry_failed",
+    "retryable_parts",
     "settle",
     "split_parent",
     "start_parent_job",
     "summarize",
     "what_if",
 ]
+
+
+# The notebook layer builds on the engine; the engine shows a run in a notebook through
+# `notebook_views`, filled in here (this module runs before any engine module does). The
+# imports wait for the first use, so `import splitkit` does not load ipywidgets.
+def _run_html(handle: RunHandle) -> str:
+    from splitkit.notebook.reprs import run_html
+
+    return run_html(handle)
+
+
+def _control_panel() -> _Panel:
+    from splitkit.notebook.panel import ControlPanel
+
+    return ControlPanel()
+
+
+_notebook_views.run_html = _run_html
+_notebook_views.panel = _control_panel

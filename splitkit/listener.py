@@ -80,6 +80,8 @@ from splitkit.outcomes import asettle, summarize
 from splitkit.pipeline import part_data_for
 from splitkit.plan import MAX_PAGE_SIZE, plan_parts
 
+__all__ = ["HandlerError", "Listener", "multipart_listener"]
+
 log = logging.getLogger("splitkit.listener")
 
 EventHandler = Callable[[Event, AsyncClient], Awaitable[Any] | Any]
@@ -113,6 +115,8 @@ class Route:
 
 @dataclass
 class HandlerError:
+    """A handler's failure on one event, kept in `Listener.errors`."""
+
     event_id: str
     topic: str
     error: str

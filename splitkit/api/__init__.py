@@ -5,7 +5,8 @@
     frame = client.get_records(job.source, page_number=1, page_size=1_000)
 
 ``AsyncClient`` has the same methods, awaited. Errors: see ``splitkit.api.errors``.
-This package never imports ``splitkit.server``.
+This package never imports ``splitkit.server``. The operations core (``operations.py``:
+``Operation``, ``Flow``) is internal: import it from its module.
 """
 
 from splitkit.api.async_client import AsyncClient
@@ -24,7 +25,6 @@ from splitkit.api.errors import (
 )
 from splitkit.api.frames import RESERVED_COLUMNS, records_body, records_frame
 from splitkit.api.models import TERMINAL_STATUSES, Event, Job, RecordCounts
-from splitkit.api.operations import Flow, Operation, Page
 
 __all__ = [
     "PRODUCTION_URL",
@@ -38,12 +38,9 @@ __all__ = [
     "ClientConfig",
     "ConnectionFailedError",
     "Event",
-    "Flow",
     "InvalidTransitionError",
     "Job",
     "NotFoundError",
-    "Operation",
-    "Page",
     "RateLimitedError",
     "RecordCounts",
     "RetryPolicy",

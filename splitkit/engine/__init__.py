@@ -22,7 +22,7 @@ from splitkit.engine.handle import RunHandle
 from splitkit.engine.part import Part
 from splitkit.engine.progress import RunObserver
 from splitkit.engine.state import RunState
-from splitkit.engine.steps import PartLeftOpenError, PartOptions, PartTimeoutError
+from splitkit.engine.steps import PartLeftOpenError, PartTimeoutError
 
 __all__ = [
     "ClaimError",
@@ -34,7 +34,6 @@ __all__ = [
     "ParentClaimedError",
     "Part",
     "PartLeftOpenError",
-    "PartOptions",
     "PartTimeoutError",
     "ProcessExecutor",
     "RunHandle",

@@ -24,7 +24,7 @@ from splitkit.engine.executors import (
     Handler,
     LoopExecutor,
 )
-from splitkit.engine.handle import RunHandle, live_runs
+from splitkit.engine.handle import RunHandle, live_runs, notebook_views
 from splitkit.engine.progress import RunObserver, TqdmProgress
 from splitkit.engine.state import RunState
 from splitkit.engine.steps import TRANSIENT, PartOptions
@@ -119,9 +119,7 @@ def dispatch(
     all_observers = list(observers)
     panel_widget = None
     if show_panel:
-        from splitkit.notebook.panel import ControlPanel
-
-        panel_widget = ControlPanel()
+        panel_widget = notebook_views.new_panel()  # the notebook layer's ControlPanel
         all_observers.append(panel_widget)
     elif progress:
         all_observers.append(TqdmProgress(tqdm_class))

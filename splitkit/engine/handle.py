@@ -3,6 +3,11 @@
 The engine gets a thread and an event loop of its own, so a notebook cell returns at once
 and the kernel stays free to handle button clicks while parts run. `wait()` blocks,
 `await handle` suspends, and the outcome frame can be read at any moment.
+
+The notebook layer builds on the engine, so the engine never imports it. How a run shows
+itself in a notebook (its HTML card, the control panel `dispatch()` displays) is looked up
+in `notebook_views`, which the package's top (`splitkit/__init__.py`, always loaded before
+any engine module) fills in with the notebook layer's functions.
 """
 
 from __future__ import annotations
@@ -11,14 +16,44 @@ import asyncio
 import concurrent.futures
 import contextlib
 import threading
-from collections.abc import Generator
-from typing import Any
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import pandas as pd
 
 from splitkit.engine.controls import Controls
 from splitkit.engine.engine import Engine
+from splitkit.engine.progress import RunObserver
 from splitkit.engine.state import RunState
+
+
+class Panel(RunObserver, Protocol):
+    """What `dispatch()` shows in a notebook: an observer of the run, steering its handle."""
+
+    def bind(self, handle: RunHandle) -> object: ...
+
+    def display(self) -> None: ...
+
+
+@dataclass
+class NotebookViews:
+    """The notebook layer's views of a run, registered from above (see the module docstring).
+
+    `run_html(handle)` is `RunHandle._repr_html_`; `panel()` makes the panel `dispatch()`
+    shows. Unset, a handle has no HTML (IPython shows its repr) and no panel can be shown.
+    """
+
+    run_html: Callable[[RunHandle], str] | None = None
+    panel: Callable[[], Panel] | None = None
+
+    def new_panel(self) -> Panel:
+        if self.panel is None:
+            raise RuntimeError("no notebook panel is registered (splitkit/__init__.py does it)")
+        return self.panel()
+
+
+notebook_views = NotebookViews()
 
 
 class LiveRuns:
@@ -169,7 +204,6 @@ class RunHandle:
         counts = ", ".join(f"{n} {s}" for s, n in tally.items() if n)
         return f"<RunHandle parent={self.parent_id} {phase}: {counts or 'no parts yet'}>"
 
-    def _repr_html_(self) -> str:
-        from splitkit.notebook.reprs import run_html  # ipywidgets only when a notebook asks
-
-        return run_html(self)
+    def _repr_html_(self) -> str | None:
+        render = notebook_views.run_html
+        return None if render is None else render(self)

@@ -1,7 +1,9 @@
 """HTML at a glance for the pipeline's objects: the plan, a run, the summary.
 
-Three functions build the HTML (`plan_html`, `run_html`, `summary_html`); `RunHandle`
-uses `run_html` as its `_repr_html_`. DataFrames keep pandas' own repr (no monkeypatching):
+Three functions build the HTML (`plan_html`, `run_html`, `summary_html`). `RunHandle`
+shows `run_html` as its `_repr_html_` without importing this module (the engine never
+imports the notebook layer): `splitkit/__init__.py` registers it in the engine's
+`notebook_views`. DataFrames keep pandas' own repr (no monkeypatching):
 `show_plan(df)` / `show_summary(df)` wrap the HTML in an `Html` object a cell displays.
 
 Every value that comes from data is escaped; the markup is inline-styled so it looks the

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import html
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -106,3 +110,59 @@ def test_run_handle_renders_its_phase_counts_and_last_error(
     assert "completed 2 · failed 1 · canceled 0" in text
     assert "30/30 records" not in text and "20/30 records" in text
     assert "last error: part 1: ValueError: bad <value> in part" in text
+
+
+# A fresh interpreter that never imports splitkit.notebook: the engine does not either
+# (it builds no notebook view itself), yet a handle shows its HTML card in Jupyter.
+_NO_NOTEBOOK_IMPORT = """
+import sys
+from splitkit.api import Client
+from splitkit.engine import dispatch
+from splitkit.pipeline import split_parent, start_parent_job
+from splitkit.plan import plan_parts
+
+url, token, environment_id, sheet_id = sys.argv[1:]
+with Client(url, token, environment_id=environment_id) as client:
+    parent = start_parent_job(client, sheet_id)
+    split_parent(client, parent.id, plan_parts(20, batch_size=10))
+    handle = dispatch(client, parent.id, lambda part: None, progress=False, panel=False)
+loaded = sorted(m for m in sys.modules if m.startswith(("splitkit.notebook", "ipywidgets")))
+assert not loaded, f"a run without a notebook view loaded {loaded}"
+markup = handle._repr_html_()
+assert markup is not None and 'class="splitkit-run"' in markup, markup
+assert "2/2 parts ended" in markup, markup
+print("ok")
+"""
+
+
+def test_a_handle_shows_its_html_without_the_notebook_imported(server: EmbeddedServer) -> None:
+    assert server.sheet_id is not None and server.environment_id is not None
+    root = Path(__file__).resolve().parents[2]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+    }
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _NO_NOTEBOOK_IMPORT,
+            server.url,
+            server.token,
+            server.environment_id,
+            server.sheet_id,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=root,
+        timeout=120,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_dispatch_shows_the_notebook_panel_through_the_registered_view() -> None:
+    from splitkit.engine.handle import notebook_views
+    from splitkit.notebook import ControlPanel
+
+    assert isinstance(notebook_views.new_panel(), ControlPanel)

@@ -23,8 +23,8 @@ from splitkit.api.errors import (
     InvalidTransitionError,
     NotFoundError,
 )
-from splitkit.engine import PartOptions, steps
-from splitkit.engine.steps import most_requests
+from splitkit.engine import steps
+from splitkit.engine.steps import PartOptions, most_requests
 from splitkit.pipeline import SplitMismatchError
 
 

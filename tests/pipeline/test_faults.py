@@ -21,8 +21,7 @@ from splitkit import (
     split_parent,
     start_parent_job,
 )
-from splitkit.engine import PartOptions
-from splitkit.engine.steps import most_requests
+from splitkit.engine.steps import PartOptions, most_requests
 
 
 class FaultyTransport(httpx.AsyncBaseTransport):

@@ -1,6 +1,11 @@
-"""Client and server meet only on the wire: neither imports the other, directly or through
-another splitkit module (``from splitkit import Client`` goes through the package's
-re-exports, which reach the client).
+"""The layers of docs/architecture.md, enforced: which package may import which.
+
+Every import between two of splitkit's packages (or top-level modules) must go down the
+layers in ``LAYERS`` (or be one of the few ``SIBLINGS`` inside a layer); no module imports
+itself back through others (no import cycle). Client and server meet only on the wire:
+neither imports the other, directly or through another splitkit module
+(``from splitkit import Client`` goes through the package's re-exports, which reach the
+client).
 
 The checker reads every module with ``ast`` and resolves each import form to the modules it
 runs: ``import a.b`` and ``import a.b as x`` → ``a.b``; ``from a import b`` → ``a.b`` when
@@ -92,6 +97,83 @@ def _explain(paths: list[list[str]]) -> str:
     return "\n".join(" -> ".join(path) for path in paths)
 
 
+# --- the layers -------------------------------------------------------------------------
+
+# Bottom first. A package (``splitkit.engine.*`` is ``engine``) or top-level module
+# (``splitkit.plan`` is ``plan``) may import what is in a layer below its own; inside a layer
+# only the SIBLINGS edges. Every module of splitkit has a place here.
+LAYERS: list[set[str]] = [
+    {"_checks", "statuses", "errors"},  # leaf modules: the vocabulary and the checks
+    {"api", "server"},  # the client and the embedded server: never each other
+    {"plan", "outcomes", "summary", "settle", "pipeline"},  # frames, and flows on the client
+    {"engine"},  # dispatch: runs the parts
+    {"listener", "retry"},  # flows over the engine
+    {"notebook"},  # views of a run: builds on the engine, never the reverse
+    {"connect", "demo", "cli"},  # entry points: need client and server
+    {"splitkit"},  # the package face: re-exports, wires the notebook's views into the engine
+]
+SIBLINGS: set[tuple[str, str]] = {
+    ("plan", "outcomes"),
+    ("pipeline", "plan"),
+    ("summary", "outcomes"),
+    ("settle", "outcomes"),
+    ("settle", "summary"),
+    ("demo", "connect"),
+    ("cli", "demo"),
+}
+
+
+def place(module: str) -> str:
+    """The package or top-level module that ``module`` belongs to (its layer's unit)."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def allowed(
+    importer: str, imported_: str, layers: list[set[str]], siblings: set[tuple[str, str]]
+) -> bool:
+    level = {name: i for i, layer in enumerate(layers) for name in layer}
+    if importer not in level or imported_ not in level:
+        return False
+    return level[imported_] < level[importer] or (importer, imported_) in siblings
+
+
+def forbidden(
+    graph: dict[str, set[str]],
+    package: str,
+    layers: list[set[str]],
+    siblings: set[tuple[str, str]],
+) -> list[str]:
+    """Each import from one place to another that the layers do not allow, with its places."""
+    found = []
+    for module in sorted(graph):
+        for target in sorted(graph[module]):
+            if not _inside(target, package) or place(target) == place(module):
+                continue
+            if not allowed(place(module), place(target), layers, siblings):
+                found.append(f"{module} -> {target} ({place(module)} -> {place(target)})")
+    return found
+
+
+def test_every_module_has_a_place_in_the_layers() -> None:
+    placed = set().union(*LAYERS)
+    unplaced = sorted(m for m in import_graph(ROOT, "splitkit") if place(m) not in placed)
+    assert not unplaced, f"add these to LAYERS (and docs/architecture.md): {unplaced}"
+
+
+def test_every_import_goes_down_the_layers() -> None:
+    found = forbidden(import_graph(ROOT, "splitkit"), "splitkit", LAYERS, SIBLINGS)
+    assert not found, "imports against the layers:\n" + "\n".join(found)
+
+
+def test_the_layers_are_a_drawing() -> None:
+    # Each place once; siblings are real places in one layer (a typo would allow nothing).
+    names = [name for layer in LAYERS for name in layer]
+    assert len(names) == len(set(names))
+    for importer, imported_ in SIBLINGS:
+        assert any({importer, imported_} <= layer for layer in LAYERS), (importer, imported_)
+
+
 def test_the_server_never_imports_the_client() -> None:
     paths = crossings(import_graph(ROOT, "splitkit"), "splitkit.server", "splitkit.api")
     assert not paths, _explain(paths)
@@ -181,3 +263,141 @@ def test_the_checker_lets_clean_imports_pass(tmp_path: Path, source: str) -> Non
 def test_the_checker_reports_the_path(tmp_path: Path) -> None:
     graph = _package(tmp_path, "mod", "from pkg import Client\n")
     assert crossings(graph, "pkg.server", "pkg.api") == [["pkg.server.mod", "pkg", "pkg.api"]]
+
+
+# --- no import cycle ---------------------------------------------------------------------
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Each import cycle among the graph's modules, as a path back to its start.
+
+    One cycle per strongly connected component of more than one module (or a module that
+    imports itself), found by Tarjan's algorithm without recursion.
+    """
+    edges = {m: sorted(t for t in targets if t in graph) for m, targets in graph.items()}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    components: list[set[str]] = []
+    for root in sorted(edges):
+        if root in index:
+            continue
+        work = [(root, 0)]
+        while work:
+            module, i = work.pop()
+            if i == 0:
+                index[module] = low[module] = len(index)
+                stack.append(module)
+                on_stack.add(module)
+            if i < len(edges[module]):
+                work.append((module, i + 1))
+                target = edges[module][i]
+                if target not in index:
+                    work.append((target, 0))
+                elif target in on_stack:
+                    low[module] = min(low[module], index[target])
+                continue
+            for target in edges[module]:  # done: take the low-links of the children
+                if target in on_stack:
+                    low[module] = min(low[module], low[target])
+            if low[module] == index[module]:
+                component = set()
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.add(member)
+                    if member == module:
+                        break
+                if len(component) > 1 or module in edges[module]:
+                    components.append(component)
+    return [_cycle_in(edges, component) for component in components]
+
+
+def _cycle_in(edges: dict[str, list[str]], component: set[str]) -> list[str]:
+    """A shortest path from the component's first module back to itself, inside it."""
+    start = min(component)
+    came_from: dict[str, str] = {}
+    queue = deque([start])
+    while queue:
+        module = queue.popleft()
+        for target in edges[module]:
+            if target == start:
+                path = [module]
+                while path[-1] != start:
+                    path.append(came_from[path[-1]])
+                return [*path[::-1], start]
+            if target in component and target not in came_from:
+                came_from[target] = module
+                queue.append(target)
+    raise AssertionError(f"no cycle through {start}")  # a component always has one
+
+
+def test_no_import_cycle_inside_splitkit() -> None:
+    # Every import counts: at module level, inside a function, under TYPE_CHECKING.
+    found = cycles(import_graph(ROOT, "splitkit"))
+    assert not found, "import cycles:\n" + _explain(found)
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        (
+            {"pkg/a.py": "import pkg.b\n", "pkg/b.py": "from pkg import a\n"},
+            [["pkg.a", "pkg.b", "pkg.a"]],
+        ),
+        (  # through a function-level import and a relative one
+            {
+                "pkg/a.py": "def f():\n    from . import b\n",
+                "pkg/b.py": "from .c import x\n",
+                "pkg/c.py": "import typing\nif typing.TYPE_CHECKING:\n    import pkg.a\nx = 1\n",
+            },
+            [["pkg.a", "pkg.b", "pkg.c", "pkg.a"]],
+        ),
+        ({"pkg/a.py": "import pkg.a\n"}, [["pkg.a", "pkg.a"]]),
+        ({"pkg/a.py": "import pkg.b\n", "pkg/b.py": "import pkg.c\n", "pkg/c.py": ""}, []),
+        ({"pkg/a.py": "from pkg import b, c\n", "pkg/b.py": "import pkg.c\n", "pkg/c.py": ""}, []),
+    ],
+)
+def test_the_cycle_finder(tmp_path: Path, files: dict[str, str], expected: list[list[str]]) -> None:
+    for name, text in {"pkg/__init__.py": "", **files}.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    assert cycles(import_graph(tmp_path, "pkg")) == expected
+
+
+# --- the layer check on a synthetic package -----------------------------------------------
+
+TOY_LAYERS = [{"leaf"}, {"low", "other"}, {"high"}, {"pkg"}]
+
+
+@pytest.mark.parametrize(
+    ("source", "ok"),
+    [
+        ("from pkg import leaf\n", True),
+        ("import pkg.low.a\n", True),
+        ("from ..leaf import x\n", True),
+        ("from pkg.high import h\n", False),  # up a layer
+        ("def f():\n    from pkg.high import h\n", False),  # a local import counts too
+        ("from pkg.other import o\n", False),  # a sibling not listed
+        ("import pkg\n", False),  # the package face is on top
+        ("from pkg.unknown import u\n", False),  # no place in the layers
+    ],
+)
+def test_the_layer_check(tmp_path: Path, source: str, ok: bool) -> None:
+    files = {
+        "pkg/__init__.py": "",
+        "pkg/leaf.py": "x = 1\n",
+        "pkg/low/__init__.py": "",
+        "pkg/low/a.py": "",
+        "pkg/low/mod.py": source,
+        "pkg/other/__init__.py": "o = 1\n",
+        "pkg/high/__init__.py": "h = 1\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    found = forbidden(import_graph(tmp_path, "pkg"), "pkg", TOY_LAYERS, set())
+    assert (found == []) is ok, found
+    if not ok:
+        assert found[0].startswith("pkg.low.mod -> ")
