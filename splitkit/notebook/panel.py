@@ -305,7 +305,7 @@ class ControlPanel:
             return
         controls = (handle.controls.paused, handle.concurrency)
         with self._lock:
-            if self._closed or self._finished or controls == self._seen or self._follow_due:
+            if self._closed or controls == self._seen or self._follow_due:
                 return
             self._follow_due = True
         self._call_home(self._follow_controls)
@@ -315,7 +315,7 @@ class ControlPanel:
         handle = self._handle
         with self._lock:
             self._follow_due = False
-            if handle is None or self._closed or self._finished:
+            if handle is None or self._closed:
                 return
             paused, limit = handle.controls.paused, handle.concurrency
             self._seen = (paused, limit)
@@ -545,7 +545,7 @@ def _unpin_comm(widget: widgets.Widget) -> None:
 
     The attribute is private: at run time the guards make this a no-op on a kernel without
     it (ipykernel 6 has no subshells, so nothing to undo). The tested ipykernel range is
-    pinned in pyproject.toml (dev), and `tests/notebook/test_kernel_routing.py` fails
+    pinned in pyproject.toml (dev), and `tests/notebook/test_kernel.py` fails
     loudly, in a real kernel, if the attribute or the routing changes.
 
     When it can go: when ipykernel routes a comm message by the message's own
