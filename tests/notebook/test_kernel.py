@@ -140,7 +140,9 @@ def test_ipykernel_still_pins_comms_and_the_unpin_frees_a_click(kernel: Kernel) 
         f"(route {route}): _unpin_comm in splitkit/notebook/panel.py may be obsolete"
     )
 
-    out = kernel.execute("_unpin_comm(button)\nprint(repr(button.comm._reply_subshell_for(None, 'sub')))")
+    out = kernel.execute(
+        "_unpin_comm(button)\nprint(repr(button.comm._reply_subshell_for(None, 'sub')))"
+    )
     assert out.strip() == "'sub'", (
         f"_unpin_comm no longer unpins (route {out.strip()}): ipykernel's private "
         "_reply_subshell_id / _reply_subshell_lock changed; see _unpin_comm's docstring"

@@ -600,7 +600,13 @@ def test_a_refused_run_shows_no_panel(
 
     with pytest.raises(RuntimeError, match="still going in this process"):
         dispatch(
-            client, parent_id, lambda part: None, wait=False, panel=True, progress=False, claim=False
+            client,
+            parent_id,
+            lambda part: None,
+            wait=False,
+            panel=True,
+            progress=False,
+            claim=False,
         )
     # Outside IPython, display() prints the widget: nothing was shown, and no widget is open.
     assert capsys.readouterr().out == ""
