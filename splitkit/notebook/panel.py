@@ -21,7 +21,7 @@ Threads, and why the code is shaped this way:
   the click would wait for a busy cell (`outcomes = await handle` right after `dispatch()`
   is the usual one). So the controls' traits are set in two places only: in the control's
   own callback (Pause flips its own description), and on the *home* loop, the kernel's
-  loop that created the panel, right before `_unpin_comm` forgets the pin (see there).
+  loop that created the panel, right before `_unpin_comm` forgets the pin (see `comms.py`).
 - Changes made from code (`handle.pause()`, `handle.set_concurrency(n)` in another cell)
   reach the panel as a notification on the engine thread. The panel notes that the
   controls changed and schedules `_follow_controls` on the home loop, which sets the toggle
@@ -46,7 +46,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
@@ -55,6 +55,7 @@ from splitkit._checks import positive_int, positive_number
 from splitkit.engine.controls import running_loop
 from splitkit.engine.progress import REDRAW_INTERVAL_S
 from splitkit.engine.state import RunState
+from splitkit.notebook.comms import _unpin_comm, widget_tree
 
 if TYPE_CHECKING:
     from splitkit.engine.handle import RunHandle
@@ -234,7 +235,7 @@ class ControlPanel:
         # The output first, then the comms: the front end never shows a closed widget.
         for shown in displays:
             shown.update(HTML(final))
-        for widget in _widget_tree(self.widget):
+        for widget in widget_tree(self.widget):
             widget.close()
 
     @property
@@ -509,55 +510,9 @@ class ControlPanel:
         )
 
 
-def _widget_tree(root: widgets.Widget) -> Iterator[widgets.Widget]:
-    """`root` and every widget it holds (children, and each one's layout and style): all
-    of them have a comm of their own."""
-    seen: set[int] = set()
-    stack: list[Any] = [root]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, list | tuple):
-            stack.extend(item)
-            continue
-        if not isinstance(item, widgets.Widget) or id(item) in seen:
-            continue
-        seen.add(id(item))
-        stack.extend(getattr(item, name, None) for name in item.keys)
-        yield item
-
-
 def _plain(label_html: str) -> str:
     """The label without its tags, for a text-only front end."""
     return html.unescape(re.sub(r"<[^>]+>", "", label_html))
-
-
-def _unpin_comm(widget: widgets.Widget) -> None:
-    """Let the front end's next message to `widget` be handled where the front end sends it.
-
-    Why: ipykernel 7 (`ipykernel.comm.comm.BaseComm`, checked on 7.4) remembers the
-    subshell a comm last published from (`_reply_subshell_id`, under
-    `_reply_subshell_lock`) and routes the comm's incoming messages there
-    (`_reply_subshell_for`), overriding the message's own `subshell_id`. A widget created or
-    changed from a cell is pinned to the main shell, so its first click waits for any busy
-    cell (`outcomes = await handle`). Forgetting the pin makes the kernel use the message's
-    header: JupyterLab 4.6 sends widget messages on a subshell, so the click is handled at
-    once.
-
-    The attribute is private: at run time the guards make this a no-op on a kernel without
-    it (ipykernel 6 has no subshells, so nothing to undo). The tested ipykernel range is
-    pinned in pyproject.toml (dev), and `tests/notebook/test_kernel.py` fails
-    loudly, in a real kernel, if the attribute or the routing changes.
-
-    When it can go: when ipykernel routes a comm message by the message's own
-    `subshell_id` (or stops pinning on publish), that test's "pinned" check fails: delete
-    this function, its calls, and that check.
-    """
-    comm = getattr(widget, "comm", None)
-    lock = getattr(comm, "_reply_subshell_lock", None)
-    if comm is None or lock is None:
-        return
-    with lock:
-        comm.__dict__.pop("_reply_subshell_id", None)
 
 
 def _duration(seconds: float) -> str:

@@ -2,7 +2,7 @@
 
 Two things only a real kernel shows:
 
-- the ipykernel behaviour `_unpin_comm` (splitkit/notebook/panel.py) works around: a comm's
+- the ipykernel behaviour `_unpin_comm` (splitkit/notebook/comms.py) works around: a comm's
   incoming messages go to the shell the comm last published from. If a new ipykernel
   changes that, or renames the private attributes, these tests fail loudly (they never
   skip): then read `_unpin_comm`'s docstring, which says when it can go;
@@ -124,7 +124,7 @@ def test_ipykernel_still_pins_comms_and_the_unpin_frees_a_click(kernel: Kernel) 
     out = kernel.execute(
         "import threading\n"
         "import ipywidgets as widgets\n"
-        "from splitkit.notebook.panel import _unpin_comm\n"
+        "from splitkit.notebook.comms import _unpin_comm\n"
         "button = widgets.ToggleButton()\n"
         "clicked = threading.Event()\n"
         "button.observe(lambda change: clicked.set(), names='value')\n"
@@ -137,7 +137,7 @@ def test_ipykernel_still_pins_comms_and_the_unpin_frees_a_click(kernel: Kernel) 
     # `_unpin_comm` can go (see its docstring).
     assert route == "None", (
         f"ipykernel no longer routes a comm's messages to the shell it last published from "
-        f"(route {route}): _unpin_comm in splitkit/notebook/panel.py may be obsolete"
+        f"(route {route}): _unpin_comm in splitkit/notebook/comms.py may be obsolete"
     )
 
     out = kernel.execute(

@@ -23,7 +23,7 @@ import pytest
 from splitkit import Client, Part, RunHandle, dispatch, plan_parts, split_parent, summarize
 from splitkit.engine.state import PartRow, RunState
 from splitkit.notebook import ControlPanel
-from splitkit.notebook.panel import _unpin_comm
+from splitkit.notebook.comms import _unpin_comm
 from splitkit.pipeline import start_parent_job
 from splitkit.server import EmbeddedServer
 
