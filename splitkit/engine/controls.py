@@ -23,6 +23,7 @@ class Controls:
         self._paused = False
         self._stopped = False
         self._cancelled = False
+        self._ended = False  # set by unbind(): the run is over, changes are no-ops
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
         self._changed: asyncio.Condition | None = None
@@ -72,15 +73,20 @@ class Controls:
         self._apply(lambda: setattr(self, "_limit", value))
 
     def _apply(self, change: Callable[[], None]) -> None:
+        here = running_loop()  # this thread's loop: read before the lock, it is ours alone
         with self._lock:
+            if self._ended:
+                return  # the run is over: a late click (or call) changes nothing
             loop = self._loop
-            if loop is None or loop.is_closed():
-                change()  # not running (yet, or any more): nothing waits on the state
+            if loop is None:
+                change()  # not running yet: the run starts with this state
                 return
-        if running_loop() is loop:
-            self._changed_now(change)
-        else:
-            loop.call_soon_threadsafe(self._changed_now, change)
+            if here is not loop:
+                # Scheduled under the lock: the engine unbinds (under it) before its loop
+                # closes, so the loop cannot close between this check and this call.
+                loop.call_soon_threadsafe(self._changed_now, change)
+                return
+        self._changed_now(change)  # on the engine's loop: listeners run now, lock released
 
     def _changed_now(self, change: Callable[[], None]) -> None:
         change()
@@ -101,7 +107,9 @@ class Controls:
             self._changed = asyncio.Condition()
 
     def unbind(self) -> None:
+        """The run is over (called on its loop, before the loop closes)."""
         with self._lock:
+            self._ended = True
             self._loop = None
             self._changed = None
 

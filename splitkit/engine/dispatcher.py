@@ -145,8 +145,15 @@ def dispatch(
     handle = RunHandle(engine, owns_executor=executor is None)
     if panel_widget is not None:
         panel_widget.bind(handle)
+    # Claim first, then show: a refused run must leave no live panel behind.
+    try:
+        live_runs.claim(config.base_url, parent_job_id, handle)
+    except BaseException:
+        if panel_widget is not None:
+            panel_widget.close()  # never shown: only its comms to close
+        raise
+    if panel_widget is not None:
         panel_widget.display()
-    live_runs.claim(config.base_url, parent_job_id, handle)
     handle.start()
     block = (not in_loop) if wait is None else wait
     if block:

@@ -9,42 +9,60 @@ Threads, and why the code is shaped this way:
 - The engine calls `run_started` / `part_changed` / `run_finished` on its background
   thread. Redraws are throttled to `REDRAW_INTERVAL_S` (about ten a second) by time, with
   one trailing redraw scheduled on the engine's loop so the last change of a burst is never
-  lost, and an unthrottled final redraw at `run_finished`, so the end state is exact.
+  lost, and an unthrottled final redraw at `run_finished`, so the end state is exact. The
+  drawn widgets (bar, label, counts, error) are set from the engine thread: their updates
+  reach the page even while a cell keeps the kernel's main thread busy.
 - Button clicks arrive wherever the kernel handles the widget's comm message: the main shell
   or, in JupyterLab 4 with ipykernel 7, a subshell thread. The callbacks only call the
   handle, which is thread-safe (`Controls` hands every change to the engine's loop).
 - ipykernel 7 routes a comm's next incoming message to the shell the comm last *published*
-  from, whatever subshell the front end addressed. Setting a button's trait from a cell or
-  from the engine thread publishes from the main shell, so the next click would wait for a
-  busy cell (`outcomes = await handle` right after `dispatch()` is the usual one). So:
-  a control's traits are set only from that control's own callback (Pause flips its own
-  description; the run's phase is shown in the label instead), and after the controls were
-  created and bound from the cell, `_unpin_comm` forgets that main-shell publish, so even the
-  first click goes where the front end sends it (JupyterLab 4.6: a subshell) and is handled
-  while a cell is busy. The one exception: the controls are disabled from the engine thread
-  at `run_finished`. That pins them to the main shell again, but a disabled widget sends
-  nothing, so nothing can wait on it.
+  from, whatever subshell the front end addressed. Setting a control's trait publishes, and
+  pins its next click to that shell: from a cell or the engine thread, the main shell, so
+  the click would wait for a busy cell (`outcomes = await handle` right after `dispatch()`
+  is the usual one). So the controls' traits are set in two places only: in the control's
+  own callback (Pause flips its own description), and on the *home* loop, the kernel's
+  loop that created the panel, right before `_unpin_comm` forgets the pin (see `comms.py`).
+- Changes made from code (`handle.pause()`, `handle.set_concurrency(n)` in another cell)
+  reach the panel as a notification on the engine thread. The panel notes that the
+  controls changed and schedules `_follow_controls` on the home loop, which sets the toggle
+  and the slider to the true state (with their callbacks muted, so the echo does not steer
+  the run again). Outside a kernel (no loop at construction) it runs where it is called.
+- At the run's end the controls are disabled from the engine thread (a disabled widget
+  sends nothing, so its pin cannot hold up a click). A panel shown with `display()` then
+  closes itself on the home loop: its output is replaced by a static HTML view of the final
+  state and every comm of its widgets (layouts and styles too) is closed, so a notebook
+  that dispatches many runs keeps no live widgets of ended runs. `close()` does the same on
+  request.
+- Throughput and ETA count this run's active time: the clock (`clock=`, injectable) from
+  `run_started`, less every interval the run was paused.
 """
 
 from __future__ import annotations
 
 import asyncio
 import html
+import logging
+import re
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
 from splitkit._checks import positive_int, positive_number
+from splitkit.engine.controls import running_loop
 from splitkit.engine.progress import REDRAW_INTERVAL_S
 from splitkit.engine.state import RunState
+from splitkit.notebook.comms import _unpin_comm, widget_tree
 
 if TYPE_CHECKING:
     from splitkit.engine.handle import RunHandle
 
 __all__ = ["ControlPanel"]
+
+log = logging.getLogger("splitkit.notebook")
 
 # Status colours shared with the HTML reprs (reprs.py), so a run looks the same everywhere.
 STATUS_COLORS = {
@@ -53,6 +71,14 @@ STATUS_COLORS = {
     "completed": "#43a047",
     "failed": "#e53935",
     "canceled": "#fb8c00",
+}
+# The progress bar's colour in the static final view, by the live bar's `bar_style`.
+_BAR_COLORS = {
+    "success": STATUS_COLORS["completed"],
+    "danger": STATUS_COLORS["failed"],
+    "warning": STATUS_COLORS["canceled"],
+    "info": STATUS_COLORS["running"],
+    "": STATUS_COLORS["running"],
 }
 
 
@@ -63,14 +89,26 @@ class ControlPanel:
     pass a panel in `observers=[panel]` and `bind()` it to the returned handle.
 
     `redraw_interval_s` is the least time between two redraws (0 redraws on every change);
-    `max_concurrency` is the slider's top (raised to the run's concurrency if that is more).
+    `max_concurrency` is the slider's top (raised to the run's concurrency if that is more);
+    `clock` is the monotonic clock the throughput and ETA are measured with (tests).
+
+    A panel shown with `display()` closes itself when the run ends: its output becomes a
+    static HTML view of the final state and its widgets' comms are closed. A panel shown any
+    other way (as a cell's last expression) stays live until `close()`.
     """
 
     def __init__(
-        self, *, redraw_interval_s: float = REDRAW_INTERVAL_S, max_concurrency: int = 32
+        self,
+        *,
+        redraw_interval_s: float = REDRAW_INTERVAL_S,
+        max_concurrency: int = 32,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._interval = positive_number("redraw_interval_s", redraw_interval_s, allow_zero=True)
         max_concurrency = positive_int("max_concurrency", max_concurrency)
+        if not callable(clock):
+            raise TypeError(f"clock must be a callable returning seconds, got {clock!r}")
+        self._clock = clock
         self._handle: RunHandle | None = None
         self._state: RunState | None = None
         self._ended_before = 0  # parts ended by earlier runs: not this run's pace
@@ -80,6 +118,22 @@ class ControlPanel:
         self._trailing: asyncio.TimerHandle | None = None
         # Draws come from the engine thread, and from bind()/display() on the cell's thread.
         self._lock = threading.RLock()
+        # The kernel's loop (the thread that made the panel): the controls' traits are set
+        # there only. None outside a running loop (a script, a test): no kernel to pin.
+        self._home = running_loop()
+        # What the controls showed at the last look: a change from code is a difference.
+        self._seen: tuple[bool, int] = (False, 1)
+        self._follow_due = False
+        self._muted_thread: int | None = None  # the thread setting the controls to follow
+        # This run's active time on `clock`: pauses do not count towards throughput or ETA.
+        self._began: float | None = None
+        self._ended_at: float | None = None
+        self._paused_total = 0.0
+        self._paused_since: float | None = None
+        self._displays: list[Any] = []  # display handles of display(): the final view goes there
+        self._displayed = False  # by display(): then the run's end closes the panel
+        self._closed = False
+        self._final_html: str | None = None
 
         self.bar = widgets.IntProgress(value=0, min=0, max=1, description="parts")
         self.label = widgets.HTML(value="")
@@ -133,32 +187,95 @@ class ControlPanel:
         self.concurrency.value = limit  # the observer sees the same value: no-op
         if self.pause_button.value and not handle.controls.paused:
             handle.pause()  # Pause pressed before there was a run to pause
+        with self._lock:
+            self._seen = (self.pause_button.value, limit)
         self._unpin_controls()  # setting the slider above published from the cell's shell
         self._draw()
         return self
 
     def display(self) -> None:
         """Show the panel in the notebook (below the cell that started the run)."""
-        from IPython.display import display
+        from IPython.display import HTML, display
 
+        if self._closed:  # the run is over: its final view
+            display(HTML(self.final_html()))
+            return
         self._draw()
         self._unpin_controls()
-        display(self.widget)
+        shown = display(self.widget, display_id=True)  # None outside IPython
+        with self._lock:
+            if shown is not None:
+                self._displays.append(shown)
+            self._displayed = True
+        if self._finished:  # shown after the end: nothing left to steer
+            self._call_home(self.close)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        # `panel` as a cell's last line shows the widgets, like any ipywidget.
+        # `panel` as a cell's last line shows the widgets, like any ipywidget; once closed,
+        # the final view.
+        if self._closed:
+            return {"text/html": self.final_html(), "text/plain": _plain(self.label.value)}
         return self.widget._repr_mimebundle_(**kwargs)
+
+    def close(self) -> None:
+        """Replace the shown panel by a static HTML view of its state, and close every comm
+        of its widgets (in the kernel and the front end). Safe to call twice, from any
+        thread; the run goes on if it was still running (only the panel is gone)."""
+        from IPython.display import HTML
+
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._trailing is not None:
+                self._trailing.cancel()
+                self._trailing = None
+            final = self._final_html = self._snapshot()
+            displays, self._displays = self._displays, []
+        # The output first, then the comms: the front end never shows a closed widget.
+        for shown in displays:
+            shown.update(HTML(final))
+        for widget in widget_tree(self.widget):
+            widget.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def final_html(self) -> str:
+        """The static view of the panel as it is now (what `close()` leaves in the output)."""
+        with self._lock:
+            return self._final_html if self._final_html is not None else self._snapshot()
 
     def _unpin_controls(self) -> None:
         for control in (self.pause_button, self.cancel_button, self.concurrency):
             _unpin_comm(control)
 
+    def _call_home(self, callback: Callable[[], None]) -> None:
+        """Run `callback` on the home loop (the kernel's), or here when there is none."""
+        loop = self._home
+        if loop is None or running_loop() is loop:
+            callback()
+            return
+        try:
+            loop.call_soon_threadsafe(callback)
+        except RuntimeError:  # the home loop is closed: its kernel is gone, nothing to show
+            log.debug("control panel: the kernel's loop is closed, %s skipped", callback)
+
     # -- button callbacks (kernel's comm thread: main shell or a subshell) ---------------
+    def _muted(self) -> bool:
+        """True while `_follow_controls` sets the controls on this thread: not a click."""
+        return self._muted_thread == threading.get_ident()
+
     def _on_pause(self, change: dict[str, Any]) -> None:
         paused = bool(change["new"])
         # The button's own traits, from its own callback: see the module docstring.
         self.pause_button.description = "Resume" if paused else "Pause"
         self.pause_button.icon = "play" if paused else "pause"
+        if self._muted():
+            return
+        with self._lock:
+            self._seen = (paused, self._seen[1])
         if self._handle is not None:
             if paused:
                 self._handle.pause()
@@ -173,17 +290,60 @@ class ControlPanel:
 
     def _on_concurrency(self, change: dict[str, Any]) -> None:
         value = int(change["new"])
+        if self._muted():
+            return
+        with self._lock:
+            self._seen = (self._seen[0], value)
         if self._handle is not None and value != self._handle.concurrency:
             self._handle.set_concurrency(value)
+
+    # -- following changes made from code ------------------------------------------------
+    def _notice_controls(self) -> None:
+        """Engine thread: if the controls changed since the last look (code called
+        `pause()` or `set_concurrency()`), have the home loop show it."""
+        handle = self._handle
+        if handle is None:
+            return
+        controls = (handle.controls.paused, handle.concurrency)
+        with self._lock:
+            if self._closed or controls == self._seen or self._follow_due:
+                return
+            self._follow_due = True
+        self._call_home(self._follow_controls)
+
+    def _follow_controls(self) -> None:
+        """Home loop: set the toggle and the slider to the controls' true state."""
+        handle = self._handle
+        with self._lock:
+            self._follow_due = False
+            if handle is None or self._closed:
+                return
+            paused, limit = handle.controls.paused, handle.concurrency
+            self._seen = (paused, limit)
+        self._muted_thread = threading.get_ident()
+        try:
+            if limit > self.concurrency.max:
+                self.concurrency.max = limit
+            self.concurrency.value = limit
+            self.pause_button.value = paused  # its callback flips the description, muted
+        finally:
+            self._muted_thread = None
+        self._unpin_controls()  # those sets published from the main shell: see the docstring
 
     # -- RunObserver (engine thread) -----------------------------------------------------
     def run_started(self, state: RunState) -> None:
         with self._lock:
             self._state = state
             self._ended_before = state.ended
+            self._began = self._clock()
+            self._track_pause()
+        self._notice_controls()
         self._draw()
 
     def part_changed(self, state: RunState) -> None:
+        with self._lock:
+            self._track_pause()
+        self._notice_controls()
         now = time.monotonic()
         if now - self._last_draw >= self._interval:
             self._state = state
@@ -209,12 +369,37 @@ class ControlPanel:
                 self._trailing = None
             self._state = state
             self._finished = True
+            self._track_pause()  # closes a pause still open: the run's time ends here
+            self._ended_at = self._clock()
             if error is not None:
                 self._run_error = f"{type(error).__name__}: {error}"
+            displayed = self._displayed
         self._draw()
         # Disabled from this thread on purpose: see the module docstring.
         for control in (self.pause_button, self.cancel_button, self.concurrency):
             control.disabled = True
+        if displayed:
+            self._call_home(self.close)
+
+    def _track_pause(self) -> None:
+        """Note when the run was paused and resumed (under the lock, on every notice)."""
+        handle = self._handle
+        paused = handle is not None and handle.controls.paused and not self._finished
+        if paused and self._paused_since is None:
+            self._paused_since = self._clock()
+        elif not paused and self._paused_since is not None:
+            self._paused_total += self._clock() - self._paused_since
+            self._paused_since = None
+
+    def _active_s(self) -> float:
+        """This run's time so far, less its pauses."""
+        if self._began is None:
+            return 0.0
+        end = self._ended_at if self._ended_at is not None else self._clock()
+        paused = self._paused_total
+        if self._paused_since is not None:
+            paused += end - self._paused_since
+        return max(end - self._began - paused, 0.0)
 
     # -- drawing -------------------------------------------------------------------------
     def _trailing_draw(self) -> None:
@@ -223,6 +408,8 @@ class ControlPanel:
 
     def _draw(self) -> None:
         with self._lock:
+            if self._closed:
+                return  # the final view is out; the widgets are gone
             self._last_draw = time.monotonic()
             state = self._state
             if state is None:
@@ -247,14 +434,19 @@ class ControlPanel:
 
     def _phase(self, tally: dict[str, int] | None) -> str:
         handle = self._handle
+        stopped = handle is not None and handle.controls.stopped
         if self._finished:
             if self._run_error:
                 return "stopped"
             if tally and tally["canceled"]:
                 return "canceled"
+            if stopped and tally and tally["pending"]:
+                return "stopped"  # stopped here: the rest stay open for the next run
             return "done"
         if handle is not None and handle.controls.cancelled:
             return "canceling"
+        if stopped:
+            return "stopping"
         if handle is not None and handle.controls.paused:
             return "paused"
         return "running" if self._state is not None else "starting"
@@ -265,28 +457,30 @@ class ControlPanel:
         if tally["canceled"]:
             return "warning"
         if self._finished:
-            return "success"
+            return "warning" if tally["pending"] else "success"
         return "info"
 
     def _label(self, state: RunState, tally: dict[str, int], ended: int, total: int) -> str:
         phase = self._phase(tally)
         parts = f"<b>{ended:,}</b>/{total:,} parts"
         records = f"{state.records_done:,}/{state.records_total:,} records"
-        rate = f"{state.records_per_s:,.0f} rec/s"
-        eta = self._eta(state, tally, ended, phase)
+        active = self._active_s()
+        done_records = state.records_done - state.records_done_before
+        rate = f"{done_records / max(active, 1e-9):,.0f} rec/s"
+        eta = self._eta(tally, ended, phase, active)
         return f"<b>{phase}</b> · {parts} · {records} · {rate} · ETA {eta}"
 
-    def _eta(self, state: RunState, tally: dict[str, int], ended: int, phase: str) -> str:
+    def _eta(self, tally: dict[str, int], ended: int, phase: str, active: float) -> str:
         if phase in {"done", "canceled", "stopped"}:
             return "0s"
-        if phase in {"paused", "canceling"}:
+        if phase in {"paused", "canceling", "stopping"}:
             return phase
         done_now = ended - self._ended_before
         if done_now <= 0:
             return "–"
         # Parts, not records: failed and canceled parts count as progress too.
         left = tally["pending"] + tally["running"]
-        return _duration(left * state.elapsed_s / done_now)
+        return _duration(left * active / done_now)
 
     def _counts(self, tally: dict[str, int]) -> str:
         cells = [
@@ -296,24 +490,29 @@ class ControlPanel:
         ]
         return " · ".join(cells)
 
+    def _snapshot(self) -> str:
+        """The panel's drawn state as static HTML, with the same class names as the live
+        widgets (so what reads the page reads both alike)."""
+        fraction = self.bar.value / max(self.bar.max, 1)
+        color = _BAR_COLORS.get(self.bar.bar_style, STATUS_COLORS["running"])
+        bar = (
+            '<div class="splitkit-bar" title="parts" style="display:inline-block;width:12em;'
+            'height:0.9em;background:#e0e0e0;border-radius:2px;vertical-align:middle">'
+            f'<div style="width:{fraction:.1%};height:100%;background:{color};'
+            'border-radius:2px"></div></div>'
+        )
+        return (
+            '<div class="splitkit-panel splitkit-panel-final" style="line-height:1.8">'
+            f'<div>{bar} <span class="splitkit-label">{self.label.value}</span></div>'
+            f'<div class="splitkit-counts">{self.counts.value}</div>'
+            f'<div class="splitkit-error">{self.error.value}</div>'
+            "</div>"
+        )
 
-def _unpin_comm(widget: widgets.Widget) -> None:
-    """Let the front end's next message to `widget` be handled where the front end sends it.
 
-    ipykernel 7 (`ipykernel.comm.comm.BaseComm`) remembers the subshell a comm last
-    published from (`_reply_subshell_id`) and routes the comm's incoming messages there,
-    overriding the message's own `subshell_id`. A widget created or changed from a cell is
-    pinned to the main shell, so its first click waits for any busy cell. Forgetting the
-    pin makes the kernel use the message's header: JupyterLab 4.6 sends widget messages on a
-    subshell, so the click is handled at once. The attribute is private, hence the guards:
-    on any other kernel, or a version without it, this does nothing.
-    """
-    comm = getattr(widget, "comm", None)
-    lock = getattr(comm, "_reply_subshell_lock", None)
-    if comm is None or lock is None:
-        return
-    with lock:
-        comm.__dict__.pop("_reply_subshell_id", None)
+def _plain(label_html: str) -> str:
+    """The label without its tags, for a text-only front end."""
+    return html.unescape(re.sub(r"<[^>]+>", "", label_html))
 
 
 def _duration(seconds: float) -> str:

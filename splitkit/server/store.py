@@ -124,10 +124,14 @@ class Store:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
+                conn.execute("COMMIT")  # inside: a failed COMMIT must roll back too
             except BaseException:
-                conn.execute("ROLLBACK")
+                # A COMMIT that failed may have ended the transaction itself (SQLite rolls
+                # back on some errors): roll back only what is still open, so the real
+                # error is the one raised and the connection is left outside a transaction.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:

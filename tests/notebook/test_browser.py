@@ -14,6 +14,7 @@ leaves the work tree as it was.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -41,6 +42,35 @@ CHROMIUM = Path("/usr/bin/chromium")
 TOKEN = "splitkit-browser-test-token"
 KERNEL_NAME = "python3"
 KERNEL_DISPLAY = "Python 3 (ipykernel)"  # the status bar shows it: the ready signal below
+
+# A notebook that steers its run from code, one cell at a time: the dispatch cell returns
+# at once (the notebook path), so each later cell runs while the run goes on.
+STEER_NOTEBOOK = "steer.ipynb"
+_STEER_SOURCES = [
+    "import time\n"
+    "import splitkit\n"
+    "from splitkit import dispatch, plan_parts, split_parent, start_parent_job\n"
+    "conn = splitkit.connect(records=2_000)\n"
+    "parent = start_parent_job(conn.client, conn.sheet_id)\n"
+    "split_parent(conn.client, parent.id, plan_parts(2_000, batch_size=10))  # 200 parts\n"
+    "handle = dispatch(conn.client, parent.id, lambda part: time.sleep(0.1), concurrency=2)",
+    "handle.pause()",
+    "handle.set_concurrency(6)",
+    "handle.resume()",
+    "handle.cancel()\noutcomes = await handle",
+    "conn.close()",
+]
+STEER_CELLS = {
+    "cells": [
+        {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": src}
+        for src in _STEER_SOURCES
+    ],
+    "metadata": {
+        "kernelspec": {"display_name": KERNEL_DISPLAY, "language": "python", "name": "python3"}
+    },
+    "nbformat": 4,
+    "nbformat_minor": 4,
+}
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -117,6 +147,7 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
     )
     # A copy: Lab writes checkpoints and outputs beside the notebook it opens.
     shutil.copy(NOTEBOOK, dirs["root"] / "quickstart.ipynb")
+    _write_json(dirs["root"] / STEER_NOTEBOOK, STEER_CELLS)
 
     port = _free_port()
     env = {
@@ -179,14 +210,9 @@ def _tail(path: Path, lines: int = 40) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def test_panel_pauses_and_resumes_the_quickstart_run(lab: Lab, tmp_path: Path) -> None:
-    """Run All, then Pause and Resume the quickstart's run from its panel.
-
-    After `dispatch()` the notebook goes on to `outcomes = await handle`, so the kernel's
-    main shell is busy for the whole run: the clicks must be handled beside it (a subshell),
-    which is what the panel's `_unpin_comm` is for. The quickstart's handler sleeps 0.1 s
-    for each of 200 parts, 4 at a time: about 5 s, time enough to click.
-    """
+@contextlib.contextmanager
+def chromium(tmp_path: Path) -> Iterator[Page]:
+    """A page in headless Chromium, with its profile and caches in `tmp_path`."""
     browser_home = tmp_path / "chromium"
     browser_home.mkdir()
     with sync_playwright() as p:
@@ -207,65 +233,131 @@ def test_panel_pauses_and_resumes_the_quickstart_run(lab: Lab, tmp_path: Path) -
         try:
             page = context.new_page()
             page.set_default_timeout(30_000)
-            page.goto(f"{lab.url}/lab/tree/{lab.notebook}?reset&token={TOKEN}")
-
-            # Wait for the kernel itself, not the execution indicator (it reads idle before
-            # a kernel exists, and Run All then opens a kernel picker).
-            status = page.locator(".jp-StatusBar-TextItem").filter(
-                has_text=re.compile(rf"^{re.escape(KERNEL_DISPLAY)} \| Idle$")
-            )
-            expect(status).to_be_visible(timeout=60_000)
-
-            page.locator(".lm-MenuBar-item").filter(has_text=re.compile("^Run$")).click()
-            page.locator(".lm-Menu-item[data-command='runmenu:run-all']").click()
-
-            panel = page.locator(".splitkit-panel").first  # the quickstart's one run
-            expect(panel).to_be_visible(timeout=60_000)
-            label = panel.locator(".splitkit-label")
-            pause = panel.locator("button.splitkit-pause")
-
-            def completed() -> int:
-                return int(
-                    panel.locator(".splitkit-count-completed b").inner_text().replace(",", "")
-                )
-
-            _until(lambda: completed() >= 1, "the quickstart's run to complete a part")
-
-            pause.click()
-            # The kernel's callback answered although a cell (`await handle`) is running.
-            expect(pause).to_have_text(re.compile("Resume"), timeout=10_000)
-            expect(label).to_contain_text("paused")
-            expect(panel.locator(".splitkit-count-running b")).to_have_text("0")
-            frozen = completed()
-            parts = re.search(r"/([\d,]+) parts", label.inner_text())
-            assert parts, f"no part total in the label {label.inner_text()!r}"
-            total = int(parts[1].replace(",", ""))
-            assert frozen < total, "the run ended before Pause took: the quickstart is too fast"
-            time.sleep(1.0)  # ten handler durations: parts would have completed by now
-            assert completed() == frozen, "parts completed while paused"
-
-            pause.click()
-            expect(pause).to_have_text(re.compile("Pause"))
-            _until(lambda: completed() > frozen, "the counts to move again after Resume")
-            expect(label).to_contain_text("running")
-
-            shot = tmp_path / "panel.png"
-            panel.screenshot(path=str(shot))
-            assert shot.stat().st_size > 1_000
-            if os.environ.get("SPLITKIT_UPDATE_SCREENSHOTS") == "1":
-                SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy(shot, SCREENSHOT)
-
-            # The run ends, the panel says so exactly, and the notebook runs to its end.
-            expect(label).to_contain_text("done", timeout=60_000)
-            assert completed() == total
-            expect(pause).to_be_disabled()
-            _wait_cells_done(page)
-            # The quickstart shows its plan and summary with show_plan / show_summary.
-            expect(page.locator(".splitkit-plan")).to_have_count(1)
-            expect(page.locator(".splitkit-summary")).to_contain_text("all parts completed")
+            yield page
         finally:
             context.close()
+
+
+def open_notebook(page: Page, lab: Lab, name: str) -> None:
+    """Open `name` in Lab and wait for its kernel to be idle."""
+    page.goto(f"{lab.url}/lab/tree/{name}?reset&token={TOKEN}")
+    # Wait for the kernel itself, not the execution indicator (it reads idle before
+    # a kernel exists, and Run All then opens a kernel picker).
+    status = page.locator(".jp-StatusBar-TextItem").filter(
+        has_text=re.compile(rf"^{re.escape(KERNEL_DISPLAY)} \| Idle$")
+    )
+    expect(status).to_be_visible(timeout=60_000)
+
+
+def run_cell(page: Page, index: int) -> None:
+    """Select code cell `index` (command mode), run it with Shift+Enter, wait for its end."""
+    cell = page.locator(".jp-Notebook .jp-CodeCell").nth(index)
+    prompt = cell.locator(".jp-InputPrompt")
+    prompt.click()
+    page.keyboard.press("Shift+Enter")
+    expect(prompt).to_have_text(re.compile(r"\[\d+\]"), timeout=60_000)
+
+
+def test_panel_pauses_and_resumes_the_quickstart_run(lab: Lab, tmp_path: Path) -> None:
+    """Run All, then Pause and Resume the quickstart's run from its panel.
+
+    After `dispatch()` the notebook goes on to `outcomes = await handle`, so the kernel's
+    main shell is busy for the whole run: the clicks must be handled beside it (a subshell),
+    which is what the panel's `_unpin_comm` is for. The quickstart's handler sleeps 0.1 s
+    for each of 200 parts, 4 at a time: about 5 s, time enough to click.
+    """
+    with chromium(tmp_path) as page:
+        open_notebook(page, lab, lab.notebook)
+        page.locator(".lm-MenuBar-item").filter(has_text=re.compile("^Run$")).click()
+        page.locator(".lm-Menu-item[data-command='runmenu:run-all']").click()
+
+        panel = page.locator(".splitkit-panel").first  # the quickstart's one run
+        expect(panel).to_be_visible(timeout=60_000)
+        label = panel.locator(".splitkit-label")
+        pause = panel.locator("button.splitkit-pause")
+
+        def completed() -> int:
+            return int(panel.locator(".splitkit-count-completed b").inner_text().replace(",", ""))
+
+        _until(lambda: completed() >= 1, "the quickstart's run to complete a part")
+
+        pause.click()
+        # The kernel's callback answered although a cell (`await handle`) is running.
+        expect(pause).to_have_text(re.compile("Resume"), timeout=10_000)
+        expect(label).to_contain_text("paused")
+        expect(panel.locator(".splitkit-count-running b")).to_have_text("0")
+        frozen = completed()
+        parts = re.search(r"/([\d,]+) parts", label.inner_text())
+        assert parts, f"no part total in the label {label.inner_text()!r}"
+        total = int(parts[1].replace(",", ""))
+        assert frozen < total, "the run ended before Pause took: the quickstart is too fast"
+        time.sleep(1.0)  # ten handler durations: parts would have completed by now
+        assert completed() == frozen, "parts completed while paused"
+
+        pause.click()
+        expect(pause).to_have_text(re.compile("Pause"))
+        _until(lambda: completed() > frozen, "the counts to move again after Resume")
+        expect(label).to_contain_text("running")
+
+        shot = tmp_path / "panel.png"
+        panel.screenshot(path=str(shot))
+        assert shot.stat().st_size > 1_000
+        if os.environ.get("SPLITKIT_UPDATE_SCREENSHOTS") == "1":
+            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(shot, SCREENSHOT)
+
+        # The run ends, the panel says so exactly, and the notebook runs to its end.
+        expect(label).to_contain_text("done", timeout=60_000)
+        assert completed() == total
+        # Then the live widgets make way for the static final view (their comms closed).
+        expect(page.locator(".splitkit-panel-final")).to_have_count(1)
+        expect(pause).to_have_count(0)
+        expect(page.locator(".splitkit-panel-final .splitkit-label")).to_contain_text("done")
+        _wait_cells_done(page)
+        # The quickstart shows its plan and summary with show_plan / show_summary.
+        expect(page.locator(".splitkit-plan")).to_have_count(1)
+        expect(page.locator(".splitkit-summary")).to_contain_text("all parts completed")
+
+
+def test_the_panel_follows_the_run_steered_from_code(lab: Lab, tmp_path: Path) -> None:
+    """Pause, concurrency and Resume from code cells: the toggle and the slider follow
+    (set on the kernel's own thread), clicks still work after that, and the run's end
+    leaves the static final view."""
+    with chromium(tmp_path) as page:
+        open_notebook(page, lab, STEER_NOTEBOOK)
+        run_cell(page, 0)  # connect, split, dispatch
+        panel = page.locator(".splitkit-panel").first
+        expect(panel).to_be_visible(timeout=60_000)
+        label = panel.locator(".splitkit-label")
+        pause = panel.locator("button.splitkit-pause")
+        readout = panel.locator(".splitkit-concurrency .widget-readout")
+        expect(readout).to_have_text("2")
+        expect(pause).to_have_text(re.compile("Pause"))
+
+        run_cell(page, 1)  # handle.pause()
+        expect(pause).to_have_text(re.compile("Resume"), timeout=10_000)
+        expect(pause).to_have_class(re.compile(r"\bmod-active\b"))
+        expect(label).to_contain_text("paused")
+
+        run_cell(page, 2)  # handle.set_concurrency(6)
+        expect(readout).to_have_text("6", timeout=10_000)
+
+        run_cell(page, 3)  # handle.resume()
+        expect(pause).to_have_text(re.compile("Pause"), timeout=10_000)
+        expect(pause).not_to_have_class(re.compile(r"\bmod-active\b"))
+        expect(label).to_contain_text("running")
+
+        # The panel still steers after code set its controls.
+        pause.click()
+        expect(pause).to_have_text(re.compile("Resume"), timeout=10_000)
+        expect(label).to_contain_text("paused")
+
+        run_cell(page, 4)  # handle.cancel(); await handle
+        final = page.locator(".splitkit-panel-final")
+        expect(final).to_have_count(1, timeout=30_000)
+        expect(final.locator(".splitkit-label")).to_contain_text("canceled")
+        expect(pause).to_have_count(0)
+        run_cell(page, 5)  # conn.close()
 
 
 def _wait_cells_done(page: Page, timeout: float = 60.0) -> None:

@@ -16,13 +16,14 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 from splitkit import Client, Part, RunHandle, dispatch, plan_parts, split_parent, summarize
 from splitkit.engine.state import PartRow, RunState
 from splitkit.notebook import ControlPanel
-from splitkit.notebook.panel import _unpin_comm
+from splitkit.notebook.comms import _unpin_comm
 from splitkit.pipeline import start_parent_job
 from splitkit.server import EmbeddedServer
 
@@ -104,7 +105,11 @@ def new_parent(server: EmbeddedServer, client: Client) -> Callable[[int], str]:
 
 
 def start(
-    client: Client, parent_id: str, handler: Callable[[Part], object], concurrency: int
+    client: Client,
+    parent_id: str,
+    handler: Callable[[Part], object],
+    concurrency: int,
+    claim: bool = True,
 ) -> tuple[RunHandle, ControlPanel]:
     panel = ControlPanel()
     handle = dispatch(
@@ -117,6 +122,7 @@ def start(
         panel=False,
         progress=False,
         observers=[panel],
+        claim=claim,
     )
     panel.bind(handle)  # dispatch binds its own panel; one passed as an observer is ours to bind
     return handle, panel
@@ -331,3 +337,279 @@ def test_redraws_are_throttled_and_the_last_change_is_drawn() -> None:
     assert draws < 50
     assert panel.bar.value == 200, "the trailing redraw shows the last change"
     assert shown_count(panel, "completed") == 200
+
+
+# -- the panel's lifecycle over a long notebook session (issue 13) --------------------------
+class Kernel:
+    """The kernel's main thread, headless: a thread running an asyncio loop. `run()` calls
+    a function there inside a coroutine (a running loop, as in a cell), and `call()` runs a
+    coroutine there. What `dispatch()` does in a notebook is then what it does here."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="kernel", daemon=True)
+        self.thread.start()
+
+    def run(self, fn: Callable[..., object], *args: object) -> object:
+        async def cell() -> object:
+            return fn(*args)
+
+        return self.call(cell())
+
+    def call(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(WAIT_S)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(WAIT_S)
+        self.loop.close()
+
+
+@pytest.fixture
+def kernel() -> Iterator[Kernel]:
+    running = Kernel()
+    yield running
+    running.close()
+
+
+class Gates:
+    """A handler whose part i ends when the test opens gate i (or all of them)."""
+
+    def __init__(self, parts: int) -> None:
+        self.diary = Recorder()
+        self.gates = [threading.Event() for _ in range(parts)]
+
+    def open(self, *indexes: int) -> None:
+        for index in indexes or range(len(self.gates)):
+            self.gates[index].set()
+
+    def handler(self, part: Part) -> None:
+        self.diary.enter(part.index)
+        try:
+            assert self.gates[part.index].wait(WAIT_S), f"gate {part.index} never opened"
+        finally:
+            self.diary.leave()
+
+
+def open_widgets() -> int:
+    """Widgets with an open comm in this process (ipywidgets' own registry)."""
+    from ipywidgets.widgets.widget import _instances
+
+    return len(_instances)
+
+
+def test_the_panel_follows_changes_made_from_code_and_steers_from_clicks(
+    client: Client, new_parent: Callable[[int], str], kernel: Kernel
+) -> None:
+    parts = 8
+    gates = Gates(parts)
+    # Made and bound on the kernel's thread, as dispatch() does in a cell.
+    panel = kernel.run(ControlPanel)
+    assert isinstance(panel, ControlPanel)
+    handle = dispatch(
+        client,
+        new_parent(parts),
+        gates.handler,
+        concurrency=2,
+        retries=0,
+        wait=False,
+        panel=False,
+        progress=False,
+        observers=[panel],
+        claim=False,
+    )
+    kernel.run(panel.bind, handle)
+    changes = watch_controls(panel)
+    until(lambda: len(gates.diary.started) == 2, "the first two parts to start")
+
+    # Code -> panel: another cell pauses and raises the concurrency.
+    handle.pause()
+    until(lambda: panel.pause_button.value, "the toggle to follow handle.pause()")
+    until(lambda: panel.pause_button.description == "Resume", "the toggle to say Resume")
+    handle.set_concurrency(5)
+    until(lambda: panel.concurrency.value == 5, "the slider to follow set_concurrency(5)")
+    until(lambda: "paused" in panel.label.value, "the label to say paused")
+    assert handle.controls.paused and handle.concurrency == 5  # the echo changed nothing
+
+    gates.open(0, 1)
+    until(lambda: handle.state.running == 0, "the running parts to end")
+    assert sorted(gates.diary.started) == [0, 1], "a part started while paused"
+
+    # Panel -> code: clicks (handled on the kernel's thread) steer the run.
+    kernel.run(setattr, panel.concurrency, "value", 3)
+    until(lambda: handle.concurrency == 3, "the slider to set the run's concurrency")
+    kernel.run(setattr, panel.pause_button, "value", False)
+    until(lambda: not handle.controls.paused, "Resume to reach the run")
+    until(lambda: len(gates.diary.started) == 5, "three parts at concurrency 3")
+    assert gates.diary.max_in_flight <= 3
+
+    # A pause and a resume in a row from code: the toggle ends where the run is (no echo
+    # of the first one undoes the second).
+    handle.pause()
+    handle.resume()
+    gates.open()
+    handle.wait(timeout=WAIT_S)
+    kernel.run(lambda: None)  # whatever was scheduled on the kernel's loop has run
+    assert sorted(gates.diary.started) == list(range(parts))
+    assert panel.pause_button.value is False and panel.pause_button.description == "Pause"
+    assert panel.concurrency.value == 3
+    # The controls' traits were set on the kernel's thread only; the engine's thread only
+    # disabled them at the end.
+    assert {name for name, thread in changes if thread != "kernel"} == {"disabled"}
+    assert ("value", "kernel") in changes
+
+
+def test_a_local_stop_shows_as_stopping_then_stopped(
+    client: Client, new_parent: Callable[[int], str]
+) -> None:
+    parts = 6
+    gates = Gates(parts)
+    handle, panel = start(client, new_parent(parts), gates.handler, concurrency=2, claim=False)
+    until(lambda: len(gates.diary.started) == 2, "the first two parts to start")
+
+    handle.stop()  # what Ctrl-C does
+    until(lambda: panel.label.value.startswith("<b>stopping</b>"), "the label to say stopping")
+    assert "ETA stopping" in panel.label.value
+    gates.open()
+    handle.wait(timeout=WAIT_S)
+
+    assert panel.label.value.startswith("<b>stopped</b>"), panel.label.value
+    assert shown_count(panel, "pending") == parts - 2  # left open for the next dispatch()
+    assert shown_count(panel, "completed") == 2
+    assert panel.bar.bar_style == "warning"
+
+    # A click after the run ended changes nothing (and raises nothing).
+    panel.pause_button.value = True
+    handle.set_concurrency(7)
+    assert not handle.controls.paused and handle.concurrency == 2
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_throughput_and_eta_leave_out_paused_time(
+    client: Client, new_parent: Callable[[int], str]
+) -> None:
+    parts = 4  # of 10 records each
+    gates = Gates(parts)
+    clock = FakeClock()
+    panel = ControlPanel(redraw_interval_s=0, clock=clock)
+    handle = dispatch(
+        client,
+        new_parent(parts),
+        gates.handler,
+        concurrency=1,
+        retries=0,
+        wait=False,
+        panel=False,
+        progress=False,
+        observers=[panel],
+        claim=False,
+    )
+    panel.bind(handle)
+    until(lambda: gates.diary.started == [0], "part 0 to start")
+
+    clock.now = 10.0
+    gates.open(0)
+    until(lambda: shown_count(panel, "completed") == 1, "part 0 to complete")
+    # One part (10 records) in 10 s: 1 rec/s, three parts left: 30 s.
+    assert "· 1 rec/s · ETA 30s" in panel.label.value, panel.label.value
+
+    handle.pause()
+    until(lambda: "paused" in panel.label.value, "the panel to see the pause")
+    clock.now = 1_010.0  # a long pause
+    handle.resume()
+    until(lambda: panel.label.value.startswith("<b>running</b>"), "the panel to see Resume")
+    # Still 10 s of running for one part: the 1,000 s paused count for nothing.
+    assert "· 1 rec/s · ETA 30s" in panel.label.value, panel.label.value
+
+    clock.now = 1_020.0
+    gates.open()
+    handle.wait(timeout=WAIT_S)
+    # 40 records in 20 s of running.
+    assert panel.label.value.startswith("<b>done</b>")
+    assert "· 2 rec/s · ETA 0s" in panel.label.value, panel.label.value
+
+
+def test_runs_in_one_kernel_leave_no_widget_open(
+    client: Client, new_parent: Callable[[int], str], kernel: Kernel
+) -> None:
+    before = open_widgets()
+    handles: list[RunHandle] = []
+
+    async def cell(parent_id: str) -> None:
+        # The notebook path: dispatch() in a running loop shows a panel and returns at once.
+        handle = dispatch(
+            client, parent_id, lambda part: None, panel=True, progress=False, claim=False
+        )
+        handles.append(handle)
+        await handle
+
+    peak = 0
+    for _ in range(5):  # 30 in a real kernel: test_kernel.py
+        kernel.call(cell(new_parent(1)))
+        peak = max(peak, open_widgets())
+    kernel.run(lambda: None)  # the last close, scheduled on the kernel's loop, has run
+    assert all(h.done and h.error is None for h in handles)
+    assert open_widgets() == before, f"{open_widgets() - before} widgets left open by 5 runs"
+    assert peak == before, "a run's widgets were still open after `await handle`"
+
+
+def test_a_closed_panel_keeps_its_final_view(
+    client: Client, new_parent: Callable[[int], str]
+) -> None:
+    before = open_widgets()
+    handle, panel = start(client, new_parent(2), lambda part: None, concurrency=2, claim=False)
+    assert open_widgets() > before
+    handle.wait(timeout=WAIT_S)
+    assert not panel.closed  # not shown by display(): it stays live until close()
+    panel.close()
+    panel.close()  # twice is fine
+    assert panel.closed and open_widgets() == before
+    final = panel.final_html()
+    assert 'class="splitkit-panel splitkit-panel-final"' in final
+    assert "<b>done</b>" in final and "splitkit-count-completed" in final
+    bundle = panel._repr_mimebundle_()
+    assert bundle["text/html"] == final
+    assert bundle["text/plain"].startswith("done · 2/2 parts")
+
+
+def test_a_refused_run_shows_no_panel(
+    client: Client, new_parent: Callable[[int], str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    parent_id = new_parent(2)
+    gates = Gates(2)
+    handle = dispatch(
+        client,
+        parent_id,
+        gates.handler,
+        wait=False,
+        panel=False,
+        progress=False,
+        retries=0,
+        claim=False,
+    )
+    until(lambda: len(gates.diary.started) >= 1, "the first run to start")
+    before = open_widgets()
+    capsys.readouterr()
+
+    with pytest.raises(RuntimeError, match="still going in this process"):
+        dispatch(
+            client,
+            parent_id,
+            lambda part: None,
+            wait=False,
+            panel=True,
+            progress=False,
+            claim=False,
+        )
+    # Outside IPython, display() prints the widget: nothing was shown, and no widget is open.
+    assert capsys.readouterr().out == ""
+    assert open_widgets() == before
+    gates.open()
+    handle.wait(timeout=WAIT_S)
