@@ -35,6 +35,8 @@ class Panel(RunObserver, Protocol):
 
     def display(self) -> None: ...
 
+    def close(self) -> None: ...
+
 
 @dataclass
 class NotebookViews:
