@@ -39,7 +39,13 @@ import numpy as np
 import pandas as pd
 
 from splitkit._checks import boolean, non_empty_str
-from splitkit.api.models import TERMINAL_STATUSES
+from splitkit.statuses import (
+    JOB_TERMINAL,
+    SUMMARY_COUNTS,
+    OutcomeStatus,
+    spellings,
+    summary_bucket,
+)
 
 __all__ = [
     "COMPLETED",
@@ -77,7 +83,7 @@ OUTCOME_COLUMNS = [
     "message",
 ]
 #: The statuses of an outcome row. ``pending`` and ``running`` have not ended.
-OUTCOME_STATUSES = ("pending", "running", "completed", "failed", "canceled")
+OUTCOME_STATUSES = tuple(status.value for status in OutcomeStatus)
 #: Outcome columns and their dtypes. Strings use pandas' ``str`` dtype (what
 #: pandas infers from Python strings), so a missing error or message is NaN.
 OUTCOME_DTYPES: dict[str, Any] = {
@@ -101,27 +107,9 @@ OPTIONAL_OUTCOME_DTYPES: dict[str, Any] = {
 }
 
 #: Job statuses after which nothing changes (Flatfile spells them this way).
-TERMINAL_JOB_STATUSES = TERMINAL_STATUSES  # the server's ended statuses, as the client has them
+TERMINAL_JOB_STATUSES = JOB_TERMINAL
 #: Spellings of "completed" in outcomes and payloads (the wire says ``complete``).
-COMPLETED = frozenset({"completed", "complete"})
-
-# Every status spelling splitkit may meet, mapped to the summary bucket it counts in.
-# Flatfile's not-yet-ended job statuses are all "pending" here.
-_BUCKET = {
-    "completed": "completed",
-    "complete": "completed",
-    "failed": "failed",
-    "canceled": "canceled",
-    "cancelled": "canceled",
-    "pending": "pending",
-    "running": "pending",
-    "created": "pending",
-    "planning": "pending",
-    "scheduled": "pending",
-    "ready": "pending",
-    "executing": "pending",
-    "waiting": "pending",
-}
+COMPLETED = spellings(OutcomeStatus.COMPLETED)
 
 SUMMARY_COLUMNS = [
     "parent_id",
@@ -217,10 +205,10 @@ def _event_parent_id(parts_completed: object) -> str | None:
 
 def _buckets(counts: Mapping[Any, int], where: str) -> dict[str, int]:
     """Add up status counts into completed / failed / canceled / pending."""
-    totals = dict.fromkeys(("completed", "failed", "canceled", "pending"), 0)
+    totals = {bucket.value: 0 for bucket in SUMMARY_COUNTS}
     unknown = []
     for status, count in counts.items():
-        bucket = _BUCKET.get(str(status).lower()) if isinstance(status, str) else None
+        bucket = summary_bucket(status)
         if bucket is None:
             unknown.append(status)
         else:
@@ -251,7 +239,7 @@ def _from_outcomes(outcomes: pd.DataFrame) -> dict[str, Any]:
     row = _buckets(status.value_counts(dropna=False).to_dict(), "outcomes['status']")
     row["total"] = len(outcomes)
 
-    bucket = status.str.lower().map(_BUCKET)
+    bucket = status.map({s: summary_bucket(s) for s in status.unique()})
     completed = (bucket == "completed").to_numpy()
     ended = (bucket != "pending").to_numpy()
     records = pd.to_numeric(outcomes["records"], errors="coerce").to_numpy(dtype=float)
@@ -689,7 +677,7 @@ def _settle_flow(
         open_statuses = ", ".join(
             f"{n} {status}"
             for status, n in sorted(statuses.items())
-            if _BUCKET.get(status.lower()) == "pending"
+            if summary_bucket(status) == OutcomeStatus.PENDING
         )
         raise ValueError(
             f"parent {job_id} has {server['pending']} of {server['total']} parts not ended "

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from splitkit._checks import non_negative_int, positive_int
-from splitkit.outcomes import COMPLETED
+from splitkit.statuses import OutcomeStatus, spellings
 
 __all__ = [
     "MAX_PAGE_SIZE",
@@ -233,7 +233,11 @@ def estimate_costs(
     status = outcomes["status"].astype("str").str.lower()
     records = pd.to_numeric(outcomes["records"], errors="coerce").to_numpy(dtype=float)
     duration = pd.to_numeric(outcomes["duration_s"], errors="coerce").to_numpy(dtype=float)
-    keep = status.isin(COMPLETED).to_numpy() & np.isfinite(records) & np.isfinite(duration)
+    keep = (
+        status.isin(spellings(OutcomeStatus.COMPLETED)).to_numpy()
+        & np.isfinite(records)
+        & np.isfinite(duration)
+    )
     keep &= records >= 0
     r, d = records[keep], duration[keep]
     if r.size == 0:

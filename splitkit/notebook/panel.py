@@ -40,6 +40,7 @@ import ipywidgets as widgets
 from splitkit._checks import positive_int, positive_number
 from splitkit.engine.progress import REDRAW_INTERVAL_S
 from splitkit.engine.state import RunState
+from splitkit.statuses import OutcomeStatus
 
 if TYPE_CHECKING:
     from splitkit.engine.handle import RunHandle
@@ -47,12 +48,12 @@ if TYPE_CHECKING:
 __all__ = ["ControlPanel"]
 
 # Status colours shared with the HTML reprs (reprs.py), so a run looks the same everywhere.
-STATUS_COLORS = {
-    "pending": "#9e9e9e",
-    "running": "#1e88e5",
-    "completed": "#43a047",
-    "failed": "#e53935",
-    "canceled": "#fb8c00",
+STATUS_COLORS: dict[str, str] = {
+    OutcomeStatus.PENDING: "#9e9e9e",
+    OutcomeStatus.RUNNING: "#1e88e5",
+    OutcomeStatus.COMPLETED: "#43a047",
+    OutcomeStatus.FAILED: "#e53935",
+    OutcomeStatus.CANCELED: "#fb8c00",
 }
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from splitkit.notebook.panel import STATUS_COLORS
+from splitkit.statuses import SUMMARY_COUNTS, OutcomeStatus
 
 if TYPE_CHECKING:
     from splitkit.engine.handle import RunHandle
@@ -161,7 +162,7 @@ def summary_html(summary: pd.DataFrame) -> str:
     blocks = []
     many = len(summary) > 1
     for key, row in summary.iterrows():
-        counts = {s: _int(row.get(s, 0)) for s in ("completed", "failed", "canceled", "pending")}
+        counts = {s.value: _int(row.get(s.value, 0)) for s in SUMMARY_COUNTS}
         total = _int(row["total"])
         title = f"<b>Summary</b>{f' · {html.escape(str(key))}' if many else ''}"
         verdict = (
@@ -202,7 +203,16 @@ def summary_html(summary: pd.DataFrame) -> str:
 
 # -- pieces --------------------------------------------------------------------------------
 # Ended statuses first: the bar fills from the left as parts end.
-_ORDER: Sequence[str] = ("completed", "failed", "canceled", "running", "pending")
+_ORDER: Sequence[str] = tuple(
+    status.value
+    for status in (
+        OutcomeStatus.COMPLETED,
+        OutcomeStatus.FAILED,
+        OutcomeStatus.CANCELED,
+        OutcomeStatus.RUNNING,
+        OutcomeStatus.PENDING,
+    )
+)
 
 
 def _status_bar(counts: Mapping[str, int], total: int, width_px: int = 320) -> str:
