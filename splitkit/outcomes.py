@@ -38,7 +38,7 @@ from typing import Any, Literal, Protocol, cast
 import numpy as np
 import pandas as pd
 
-from splitkit._checks import boolean, non_empty_str
+from splitkit._checks import boolean, non_empty_str, non_negative_int
 from splitkit.statuses import (
     JOB_TERMINAL,
     SUMMARY_COUNTS,
@@ -303,12 +303,6 @@ def _payload(parts_completed: object) -> Mapping[str, Any]:
     return payload
 
 
-def _count(where: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
-        raise ValueError(f"{where} must be a non-negative integer, got {value!r}")
-    return int(value)
-
-
 def _from_payload(parts_completed: object) -> dict[str, Any]:
     parts = _payload(parts_completed)["parts"]
     if isinstance(parts, Mapping):
@@ -316,12 +310,12 @@ def _from_payload(parts_completed: object) -> dict[str, Any]:
         # because the documented examples are not consistent about listing zeros.
         canceled = parts.get("canceled", parts.get("cancelled", 0))
         row = {
-            "completed": _count("parts['completed']", parts.get("completed", 0)),
-            "failed": _count("parts['failed']", parts.get("failed", 0)),
-            "canceled": _count("parts['canceled']", canceled),
+            "completed": non_negative_int("parts['completed']", parts.get("completed", 0)),
+            "failed": non_negative_int("parts['failed']", parts.get("failed", 0)),
+            "canceled": non_negative_int("parts['canceled']", canceled),
         }
         ended = row["completed"] + row["failed"] + row["canceled"]
-        total = _count("parts['total']", parts.get("total", ended))
+        total = non_negative_int("parts['total']", parts.get("total", ended))
         if ended > total:
             raise ValueError(
                 f"parts_completed counts are inconsistent: completed + failed + canceled "

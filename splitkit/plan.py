@@ -23,7 +23,6 @@ Example::
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from splitkit._checks import non_negative_int, positive_int
+from splitkit._checks import non_negative_int, positive_int, positive_number
 from splitkit.statuses import OutcomeStatus, spellings
 
 __all__ = [
@@ -180,12 +179,7 @@ class PartCosts:
 
 
 def _cost(name: str, value: object) -> float:
-    if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.number):
-        raise ValueError(f"{name} must be a non-negative number of seconds, got {value!r}")
-    number = float(value)
-    if not math.isfinite(number) or number < 0:
-        raise ValueError(f"{name} must be a non-negative number of seconds, got {value!r}")
-    return number
+    return positive_number(name, value, allow_zero=True, what="a non-negative number of seconds")
 
 
 def estimate_costs(

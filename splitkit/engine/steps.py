@@ -56,7 +56,7 @@ from tenacity import (
 
 from splitkit._checks import non_negative_int, positive_number
 from splitkit.api import AsyncClient, Job
-from splitkit.api._base import dumps
+from splitkit.api.encoding import dumps
 from splitkit.api.errors import (
     ConnectionFailedError,
     InvalidTransitionError,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from splitkit._checks import instance_of
 from splitkit.notebook.panel import STATUS_COLORS
 from splitkit.statuses import SUMMARY_COUNTS, OutcomeStatus
 
@@ -64,7 +65,7 @@ def show_summary(summary: pd.DataFrame) -> Html:
 # -- the plan ------------------------------------------------------------------------------
 def plan_html(plan: pd.DataFrame) -> str:
     """One line of totals and a preview of the parts (first and last rows)."""
-    _check_frame("plan", plan)
+    instance_of("plan", plan, pd.DataFrame, "a pandas DataFrame")
     parts = len(plan)
     total = plan.attrs.get("total")
     if total is None and "records" in plan.columns:
@@ -155,7 +156,7 @@ def run_html(handle: RunHandle) -> str:
 # -- the summary ---------------------------------------------------------------------------
 def summary_html(summary: pd.DataFrame) -> str:
     """Per run (row): a status bar, the counts, records processed, durations, throughput."""
-    _check_frame("summary", summary)
+    instance_of("summary", summary, pd.DataFrame, "a pandas DataFrame")
     missing = [c for c in ("total", "completed", "failed", "canceled") if c not in summary]
     if missing:
         raise ValueError(f"summary is missing column(s) {missing}; make it with summarize()")
@@ -240,11 +241,6 @@ def _legend(counts: Mapping[str, int]) -> str:
         if status in counts
     ]
     return f"<div>{' · '.join(cells)}</div>"
-
-
-def _check_frame(name: str, frame: object) -> None:
-    if not isinstance(frame, pd.DataFrame):
-        raise TypeError(f"{name} must be a pandas DataFrame, got {type(frame).__name__}")
 
 
 def _present(value: Any) -> bool:
