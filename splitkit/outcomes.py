@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from splitkit._checks import boolean, non_empty_str, non_negative_int
+from splitkit.errors import SettleRefusedError
 from splitkit.statuses import (
     JOB_TERMINAL,
     SUMMARY_COUNTS,
@@ -584,7 +585,8 @@ def settle_decision(
 
     Parts that have not ended (``pending`` > 0) mean the run is still going, or
     was stopped: settling then would fail a parent whose parts may yet complete,
-    so it raises ``ValueError("N parts have not ended; wait for the run ...")``.
+    so it raises ``SettleRefusedError("N parts have not ended; wait for the run ...")``
+    (a ``ValueError``).
     ``allow_unfinished=True`` settles anyway: the parent is failed with a
     message ending ``", N not ended"``.
 
@@ -601,13 +603,13 @@ def settle_decision(
     counts = _summary_counts(summary_or_outcomes if run is None else run.outcomes)
     total, pending = counts["total"], counts["pending"]
     if pending and not allow_unfinished:
-        raise ValueError(
+        raise SettleRefusedError(
             f"{pending} parts have not ended; wait for the run (handle.wait() or await handle) "
             "before settling"
         )
     if run is not None and total == 0 and getattr(run, "done", True) is False:
         # A run that has not listed its parts yet has an empty frame: not "0 of 0 completed".
-        raise ValueError(
+        raise SettleRefusedError(
             "the run has not listed its parts yet; wait for the run (handle.wait() or "
             "await handle) before settling"
         )
@@ -673,7 +675,7 @@ def _settle_flow(
             for status, n in sorted(statuses.items())
             if summary_bucket(status) == OutcomeStatus.PENDING
         )
-        raise ValueError(
+        raise SettleRefusedError(
             f"parent {job_id} has {server['pending']} of {server['total']} parts not ended "
             f"on the server ({open_statuses}); the frame handed in counts {counts['total']} "
             f"parts, {counts['pending']} not ended. Wait for the run (handle.wait() or "
@@ -681,7 +683,7 @@ def _settle_flow(
             "parent; nothing was changed"
         )
     if any(counts[key] != server[key] for key in _COUNT_KEYS):
-        raise ValueError(
+        raise SettleRefusedError(
             f"the counts handed in do not match the parts of parent {job_id} on the server: "
             f"frame {_counts_text(counts)}; server {_counts_text(server)}. Summarize the "
             "run's final outcomes (or this parent's job:parts-completed event) and settle "
@@ -763,7 +765,7 @@ def _check_run_parent(job_id: str, run: RunLike) -> None:
     # Before waiting for a run: the handle of another parent's run is refused at once.
     run_parent = getattr(run, "parent_id", None)
     if isinstance(run_parent, str) and run_parent != job_id:
-        raise ValueError(
+        raise SettleRefusedError(
             f"the run handed in is of parent {run_parent}, not {job_id}; "
             "settle each parent with its own run; nothing was changed"
         )
@@ -776,7 +778,7 @@ def _prepare(
     if isinstance(source, pd.DataFrame):
         carried = frame_parent_id(source)
         if carried is not None and carried != job_id:
-            raise ValueError(
+            raise SettleRefusedError(
                 f"the frame handed in is of parent {carried}, not {job_id}; "
                 "settle each parent with its own outcomes or summary; nothing was changed"
             )
@@ -803,7 +805,7 @@ def settle(
     is waited for first (``handle.wait()``) and settled from its outcomes.
 
     Before anything is sent, the frame is checked, and refused with
-    ``ValueError`` (the parent unchanged) when:
+    ``SettleRefusedError`` (a ``ValueError``; the parent unchanged) when:
 
     - it is of another parent: its ``parent_id`` (see :func:`frame_parent_id`),
       or the run handle's, is not ``parent_job_id``. A frame with no parent id

@@ -65,6 +65,7 @@ from splitkit.api.errors import (
 )
 from splitkit.engine.executors import Executor, Handler
 from splitkit.engine.part import Part, ProgressSink
+from splitkit.errors import PartTimeoutError
 from splitkit.statuses import OUTCOME_OF_ENDED_JOB, job_status_of
 
 SHEET_ID_PREFIX = "us_sh_"
@@ -75,10 +76,6 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 )
 # Errors after which a request may or may not have been processed: ask the server.
 DOUBTFUL = (ConnectionFailedError, RateLimitedError, ServerError)
-
-
-class PartTimeoutError(Exception):
-    """The handler ran longer than the per-part timeout."""
 
 
 @dataclass(frozen=True)
