@@ -69,13 +69,13 @@ from splitkit._checks import (
 from splitkit.api import AsyncClient, AuthError, Client, ClientConfig, Event
 from splitkit.engine.executors import Executor, Handler, LoopExecutor
 from splitkit.engine.steps import (
-    PartLeftOpenError,
     PartOptions,
     PartSpec,
     describe_error,
     part_index,
     run_part,
 )
+from splitkit.errors import PartLeftOpenError
 from splitkit.outcomes import asettle, summarize
 from splitkit.pipeline import part_data_for
 from splitkit.plan import MAX_PAGE_SIZE, plan_parts

@@ -38,8 +38,15 @@ from typing import Any, Literal, Protocol, cast
 import numpy as np
 import pandas as pd
 
-from splitkit._checks import boolean, non_empty_str
-from splitkit.api.models import TERMINAL_STATUSES
+from splitkit._checks import boolean, non_empty_str, non_negative_int
+from splitkit.errors import SettleRefusedError
+from splitkit.statuses import (
+    JOB_TERMINAL,
+    SUMMARY_COUNTS,
+    OutcomeStatus,
+    spellings,
+    summary_bucket,
+)
 
 __all__ = [
     "COMPLETED",
@@ -77,7 +84,7 @@ OUTCOME_COLUMNS = [
     "message",
 ]
 #: The statuses of an outcome row. ``pending`` and ``running`` have not ended.
-OUTCOME_STATUSES = ("pending", "running", "completed", "failed", "canceled")
+OUTCOME_STATUSES = tuple(status.value for status in OutcomeStatus)
 #: Outcome columns and their dtypes. Strings use pandas' ``str`` dtype (what
 #: pandas infers from Python strings), so a missing error or message is NaN.
 OUTCOME_DTYPES: dict[str, Any] = {
@@ -101,27 +108,9 @@ OPTIONAL_OUTCOME_DTYPES: dict[str, Any] = {
 }
 
 #: Job statuses after which nothing changes (Flatfile spells them this way).
-TERMINAL_JOB_STATUSES = TERMINAL_STATUSES  # the server's ended statuses, as the client has them
+TERMINAL_JOB_STATUSES = JOB_TERMINAL
 #: Spellings of "completed" in outcomes and payloads (the wire says ``complete``).
-COMPLETED = frozenset({"completed", "complete"})
-
-# Every status spelling splitkit may meet, mapped to the summary bucket it counts in.
-# Flatfile's not-yet-ended job statuses are all "pending" here.
-_BUCKET = {
-    "completed": "completed",
-    "complete": "completed",
-    "failed": "failed",
-    "canceled": "canceled",
-    "cancelled": "canceled",
-    "pending": "pending",
-    "running": "pending",
-    "created": "pending",
-    "planning": "pending",
-    "scheduled": "pending",
-    "ready": "pending",
-    "executing": "pending",
-    "waiting": "pending",
-}
+COMPLETED = spellings(OutcomeStatus.COMPLETED)
 
 SUMMARY_COLUMNS = [
     "parent_id",
@@ -217,10 +206,10 @@ def _event_parent_id(parts_completed: object) -> str | None:
 
 def _buckets(counts: Mapping[Any, int], where: str) -> dict[str, int]:
     """Add up status counts into completed / failed / canceled / pending."""
-    totals = dict.fromkeys(("completed", "failed", "canceled", "pending"), 0)
+    totals = {bucket.value: 0 for bucket in SUMMARY_COUNTS}
     unknown = []
     for status, count in counts.items():
-        bucket = _BUCKET.get(str(status).lower()) if isinstance(status, str) else None
+        bucket = summary_bucket(status)
         if bucket is None:
             unknown.append(status)
         else:
@@ -251,7 +240,7 @@ def _from_outcomes(outcomes: pd.DataFrame) -> dict[str, Any]:
     row = _buckets(status.value_counts(dropna=False).to_dict(), "outcomes['status']")
     row["total"] = len(outcomes)
 
-    bucket = status.str.lower().map(_BUCKET)
+    bucket = status.map({s: summary_bucket(s) for s in status.unique()})
     completed = (bucket == "completed").to_numpy()
     ended = (bucket != "pending").to_numpy()
     records = pd.to_numeric(outcomes["records"], errors="coerce").to_numpy(dtype=float)
@@ -315,12 +304,6 @@ def _payload(parts_completed: object) -> Mapping[str, Any]:
     return payload
 
 
-def _count(where: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
-        raise ValueError(f"{where} must be a non-negative integer, got {value!r}")
-    return int(value)
-
-
 def _from_payload(parts_completed: object) -> dict[str, Any]:
     parts = _payload(parts_completed)["parts"]
     if isinstance(parts, Mapping):
@@ -328,12 +311,12 @@ def _from_payload(parts_completed: object) -> dict[str, Any]:
         # because the documented examples are not consistent about listing zeros.
         canceled = parts.get("canceled", parts.get("cancelled", 0))
         row = {
-            "completed": _count("parts['completed']", parts.get("completed", 0)),
-            "failed": _count("parts['failed']", parts.get("failed", 0)),
-            "canceled": _count("parts['canceled']", canceled),
+            "completed": non_negative_int("parts['completed']", parts.get("completed", 0)),
+            "failed": non_negative_int("parts['failed']", parts.get("failed", 0)),
+            "canceled": non_negative_int("parts['canceled']", canceled),
         }
         ended = row["completed"] + row["failed"] + row["canceled"]
-        total = _count("parts['total']", parts.get("total", ended))
+        total = non_negative_int("parts['total']", parts.get("total", ended))
         if ended > total:
             raise ValueError(
                 f"parts_completed counts are inconsistent: completed + failed + canceled "
@@ -602,7 +585,8 @@ def settle_decision(
 
     Parts that have not ended (``pending`` > 0) mean the run is still going, or
     was stopped: settling then would fail a parent whose parts may yet complete,
-    so it raises ``ValueError("N parts have not ended; wait for the run ...")``.
+    so it raises ``SettleRefusedError("N parts have not ended; wait for the run ...")``
+    (a ``ValueError``).
     ``allow_unfinished=True`` settles anyway: the parent is failed with a
     message ending ``", N not ended"``.
 
@@ -619,13 +603,13 @@ def settle_decision(
     counts = _summary_counts(summary_or_outcomes if run is None else run.outcomes)
     total, pending = counts["total"], counts["pending"]
     if pending and not allow_unfinished:
-        raise ValueError(
+        raise SettleRefusedError(
             f"{pending} parts have not ended; wait for the run (handle.wait() or await handle) "
             "before settling"
         )
     if run is not None and total == 0 and getattr(run, "done", True) is False:
         # A run that has not listed its parts yet has an empty frame: not "0 of 0 completed".
-        raise ValueError(
+        raise SettleRefusedError(
             "the run has not listed its parts yet; wait for the run (handle.wait() or "
             "await handle) before settling"
         )
@@ -689,9 +673,9 @@ def _settle_flow(
         open_statuses = ", ".join(
             f"{n} {status}"
             for status, n in sorted(statuses.items())
-            if _BUCKET.get(status.lower()) == "pending"
+            if summary_bucket(status) == OutcomeStatus.PENDING
         )
-        raise ValueError(
+        raise SettleRefusedError(
             f"parent {job_id} has {server['pending']} of {server['total']} parts not ended "
             f"on the server ({open_statuses}); the frame handed in counts {counts['total']} "
             f"parts, {counts['pending']} not ended. Wait for the run (handle.wait() or "
@@ -699,7 +683,7 @@ def _settle_flow(
             "parent; nothing was changed"
         )
     if any(counts[key] != server[key] for key in _COUNT_KEYS):
-        raise ValueError(
+        raise SettleRefusedError(
             f"the counts handed in do not match the parts of parent {job_id} on the server: "
             f"frame {_counts_text(counts)}; server {_counts_text(server)}. Summarize the "
             "run's final outcomes (or this parent's job:parts-completed event) and settle "
@@ -781,7 +765,7 @@ def _check_run_parent(job_id: str, run: RunLike) -> None:
     # Before waiting for a run: the handle of another parent's run is refused at once.
     run_parent = getattr(run, "parent_id", None)
     if isinstance(run_parent, str) and run_parent != job_id:
-        raise ValueError(
+        raise SettleRefusedError(
             f"the run handed in is of parent {run_parent}, not {job_id}; "
             "settle each parent with its own run; nothing was changed"
         )
@@ -794,7 +778,7 @@ def _prepare(
     if isinstance(source, pd.DataFrame):
         carried = frame_parent_id(source)
         if carried is not None and carried != job_id:
-            raise ValueError(
+            raise SettleRefusedError(
                 f"the frame handed in is of parent {carried}, not {job_id}; "
                 "settle each parent with its own outcomes or summary; nothing was changed"
             )
@@ -821,7 +805,7 @@ def settle(
     is waited for first (``handle.wait()``) and settled from its outcomes.
 
     Before anything is sent, the frame is checked, and refused with
-    ``ValueError`` (the parent unchanged) when:
+    ``SettleRefusedError`` (a ``ValueError``; the parent unchanged) when:
 
     - it is of another parent: its ``parent_id`` (see :func:`frame_parent_id`),
       or the run handle's, is not ``parent_job_id``. A frame with no parent id

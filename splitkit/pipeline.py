@@ -20,6 +20,7 @@ from splitkit.api.errors import (
     RateLimitedError,
     ServerError,
 )
+from splitkit.errors import SplitMismatchError
 from splitkit.plan import PLAN_COLUMNS
 
 __all__ = [
@@ -39,10 +40,6 @@ _PAGE_KEYS = ("pageNumber", "pageSize", "firstRecord", "records")
 # Errors after which the split may or may not have happened: the answer was lost, or
 # the server failed (possibly after splitting), or an earlier send had split it already.
 _DOUBTFUL = (ServerError, ConnectionFailedError, RateLimitedError, InvalidTransitionError)
-
-
-class SplitMismatchError(ValueError):
-    """The parent is already split, into parts other than the plan's."""
 
 
 def start_parent_job(

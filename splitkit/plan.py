@@ -23,7 +23,6 @@ Example::
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -31,8 +30,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from splitkit._checks import non_negative_int, positive_int
-from splitkit.outcomes import COMPLETED
+from splitkit._checks import non_negative_int, positive_int, positive_number
+from splitkit.statuses import OutcomeStatus, spellings
 
 __all__ = [
     "MAX_PAGE_SIZE",
@@ -180,12 +179,7 @@ class PartCosts:
 
 
 def _cost(name: str, value: object) -> float:
-    if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.number):
-        raise ValueError(f"{name} must be a non-negative number of seconds, got {value!r}")
-    number = float(value)
-    if not math.isfinite(number) or number < 0:
-        raise ValueError(f"{name} must be a non-negative number of seconds, got {value!r}")
-    return number
+    return positive_number(name, value, allow_zero=True, what="a non-negative number of seconds")
 
 
 def estimate_costs(
@@ -233,7 +227,11 @@ def estimate_costs(
     status = outcomes["status"].astype("str").str.lower()
     records = pd.to_numeric(outcomes["records"], errors="coerce").to_numpy(dtype=float)
     duration = pd.to_numeric(outcomes["duration_s"], errors="coerce").to_numpy(dtype=float)
-    keep = status.isin(COMPLETED).to_numpy() & np.isfinite(records) & np.isfinite(duration)
+    keep = (
+        status.isin(spellings(OutcomeStatus.COMPLETED)).to_numpy()
+        & np.isfinite(records)
+        & np.isfinite(duration)
+    )
     keep &= records >= 0
     r, d = records[keep], duration[keep]
     if r.size == 0:

@@ -14,17 +14,17 @@ from __future__ import annotations
 from typing import Any
 
 from splitkit._checks import boolean, callable_handler, instance_of, non_empty_str
-from splitkit.api import TERMINAL_STATUSES, Client, Job
+from splitkit.api import Client, Job
 from splitkit.api.errors import BadRequestError
 from splitkit.engine import RunHandle, dispatch
 from splitkit.engine.executors import Handler
 from splitkit.engine.steps import part_index
+from splitkit.statuses import JOB_RETRYABLE, JOB_TERMINAL, JobStatus
 
 __all__ = ["retry_failed", "retryable_parts"]
 
-# The part statuses the server will move back to `ready` (Flatfile spells them this way).
-RETRYABLE = frozenset({"failed", "canceled"})
-ENDED = TERMINAL_STATUSES
+RETRYABLE = JOB_RETRYABLE  # the part statuses the server moves back to `ready`
+ENDED = JOB_TERMINAL
 
 
 def retryable_parts(
@@ -50,7 +50,7 @@ def retryable_parts(
             f"job {parent_job_id} has no parts: nothing to retry; split it first "
             "(splitkit.split_parent)"
         )
-    wanted = {"failed", "canceled"} if include_canceled else {"failed"}
+    wanted = RETRYABLE if include_canceled else {JobStatus.FAILED}
     return sorted((job for job in parts if job.status in wanted), key=part_index)
 
 

@@ -25,7 +25,6 @@ before an answer (RFC 9112 §9.3.1), so such a call can make up to
 
 from __future__ import annotations
 
-import datetime as dt
 import email.utils
 import ipaddress
 import logging
@@ -37,10 +36,10 @@ from urllib.parse import urlsplit
 
 import httpx
 import orjson
-import pandas as pd
 from tenacity import RetryCallState, retry_if_exception, stop_after_attempt
 
 from splitkit.api.config import ClientConfig
+from splitkit.api.encoding import dumps
 from splitkit.api.errors import (
     ApiError,
     AuthError,
@@ -77,19 +76,6 @@ def is_loopback(url: str) -> bool:
         return False
 
 
-def dumps(value: Any) -> bytes:
-    """A JSON request body; numpy scalars and dates are welcome."""
-    return orjson.dumps(value, default=_json_default, option=orjson.OPT_SERIALIZE_NUMPY)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, dt.date | dt.time | pd.Timestamp):
-        return value.isoformat()
-    if hasattr(value, "item"):  # a numpy scalar orjson does not take natively
-        return value.item()
-    raise TypeError(f"cannot send {type(value).__name__} as JSON: {value!r:.100}")
-
-
 def retry_after_seconds(value: str | None) -> float | None:
     """``Retry-After`` as seconds: either a number or an HTTP date."""
     if not value:
@@ -121,7 +107,7 @@ def _error_details(response: httpx.Response) -> tuple[Any, str, str | None]:
             key = next((str(e["key"]) for e in items if e.get("key")), None)
         if not message:
             detail = body.get("message") or body.get("detail") or body.get("error")
-            message = detail if isinstance(detail, str) else orjson.dumps(body).decode()
+            message = detail if isinstance(detail, str) else dumps(body).decode()
     elif text.strip():
         message = " ".join(text.split())
     return body, message or response.reason_phrase or f"HTTP {response.status_code}", key

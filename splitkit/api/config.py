@@ -6,24 +6,16 @@ takes a mapping (``os.environ`` by default), so tests can hand in a dict.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from splitkit._checks import non_empty_str, positive_int, positive_number, secret
+
 __all__ = ["PRODUCTION_URL", "ClientConfig", "RetryPolicy"]
 
 PRODUCTION_URL = "https://api.x.flatfile.com/v1"
-
-
-def _positive(name: str, value: object, *, allow_zero: bool = False) -> float:
-    # bool is an int subclass; True as a timeout is a bug, not 1 second.
-    number = isinstance(value, int | float) and not isinstance(value, bool)
-    if number and math.isfinite(value) and (value > 0 or (allow_zero and value == 0)):  # type: ignore[arg-type,operator]
-        return float(value)  # type: ignore[arg-type]
-    kind = "a non-negative number" if allow_zero else "a positive number"
-    raise ValueError(f"{name} must be {kind}, got {value!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,13 +42,10 @@ class RetryPolicy:
     jitter: float = 0.1
 
     def __post_init__(self) -> None:
-        if not isinstance(self.attempts, int) or isinstance(self.attempts, bool):
-            raise ValueError(f"attempts must be a positive integer, got {self.attempts!r}")
-        if self.attempts < 1:
-            raise ValueError(f"attempts must be a positive integer, got {self.attempts!r}")
-        _positive("initial", self.initial, allow_zero=True)
-        _positive("max_wait", self.max_wait, allow_zero=True)
-        _positive("jitter", self.jitter, allow_zero=True)
+        object.__setattr__(self, "attempts", positive_int("attempts", self.attempts))
+        positive_number("initial", self.initial, allow_zero=True)
+        positive_number("max_wait", self.max_wait, allow_zero=True)
+        positive_number("jitter", self.jitter, allow_zero=True)
 
     def backoff(self, retry_number: int, random_fraction: float) -> float:
         """Seconds to wait before retry ``retry_number`` (1-based)."""
@@ -86,16 +75,10 @@ class ClientConfig:
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"base_url must be an http(s) URL, got {self.base_url!r}")
         object.__setattr__(self, "base_url", url)
-        if not isinstance(self.token, str) or not self.token.strip():
-            # Never echo the value: it may be a real secret with a typo.
-            raise ValueError("token must be a non-empty string")
-        if self.environment_id is not None and (
-            not isinstance(self.environment_id, str) or not self.environment_id.strip()
-        ):
-            raise ValueError(
-                f"environment_id must be a non-empty string or None, got {self.environment_id!r}"
-            )
-        object.__setattr__(self, "timeout", _positive("timeout", self.timeout))
+        secret("token", self.token)  # never echoed: it may be a real secret with a typo
+        if self.environment_id is not None:
+            non_empty_str("environment_id", self.environment_id, what="a non-empty string or None")
+        object.__setattr__(self, "timeout", positive_number("timeout", self.timeout))
         if not isinstance(self.retry, RetryPolicy):
             raise ValueError(f"retry must be a RetryPolicy, got {self.retry!r}")
 

@@ -1,6 +1,7 @@
-"""The exceptions the client raises.
+"""The exceptions the client raises (the whole tree, with the engine's, settle's and
+split's errors, is drawn in ``splitkit.errors``; its root is re-exported here).
 
-    SplitkitError
+    SplitkitError                (splitkit.errors)
     ├── ApiError                 the server answered with a 4xx/5xx
     │   ├── AuthError            401, 403: missing, wrong or insufficient token
     │   ├── NotFoundError        404: unknown id
@@ -33,6 +34,8 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+from splitkit.errors import SplitkitError
+
 __all__ = [
     "ApiError",
     "AuthError",
@@ -47,10 +50,6 @@ __all__ = [
 
 
 E = TypeVar("E", bound=Exception)
-
-
-class SplitkitError(Exception):
-    """Base class of every error splitkit raises on purpose."""
 
 
 class ApiError(SplitkitError):

@@ -12,9 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from splitkit.statuses import JOB_TERMINAL
+
 __all__ = ["TERMINAL_STATUSES", "Event", "Job", "RecordCounts"]
 
-TERMINAL_STATUSES = frozenset({"complete", "failed", "canceled"})
+#: The job statuses after which nothing changes (splitkit.statuses.JOB_TERMINAL).
+TERMINAL_STATUSES = JOB_TERMINAL
 
 
 def _required(wire: Mapping[str, Any], key: str, kind: str) -> Any:

@@ -26,6 +26,13 @@ from urllib.parse import quote
 import orjson
 import pandas as pd
 
+from splitkit._checks import (
+    boolean,
+    integer,
+    non_empty_str,
+    optional_mapping,
+    optional_str,
+)
 from splitkit.api.frames import records_body, records_frame
 from splitkit.api.models import Event, Job, RecordCounts
 
@@ -127,34 +134,7 @@ def encode_query(params: Mapping[str, Any]) -> Params:
 
 def _segment(name: str, value: object) -> str:
     """An id as one path segment, escaped so it can never change the route."""
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
-    return quote(value, safe="")
-
-
-def _int_in(name: str, value: object, low: int, high: int | None = None) -> int:
-    bad = not isinstance(value, int) or isinstance(value, bool)
-    if bad or value < low or (high is not None and value > high):  # type: ignore[operator]
-        if high is not None:
-            kind = f"an integer between {low} and {high:,}"
-        else:
-            kind = {0: "a non-negative integer", 1: "a positive integer"}.get(
-                low, f"an integer >= {low}"
-            )
-        raise ValueError(f"{name} must be {kind}, got {value!r}")
-    return value  # type: ignore[return-value]
-
-
-def _optional_str(name: str, value: object) -> str | None:
-    if value is not None and not isinstance(value, str):
-        raise ValueError(f"{name} must be a string or None, got {value!r}")
-    return value
-
-
-def _optional_mapping(name: str, value: object) -> dict[str, Any] | None:
-    if value is not None and not isinstance(value, Mapping):
-        raise ValueError(f"{name} must be a dict or None, got {value!r}")
-    return None if value is None else dict(value)
+    return quote(non_empty_str(name, value), safe="")
 
 
 # -- decoding ------------------------------------------------------------------------------
@@ -218,7 +198,7 @@ def create_space(
     name: str | None = None, environment_id: str | None = None, **fields: Any
 ) -> Operation[dict[str, Any]]:
     body = _wire_fields(
-        {"name": _optional_str("name", name), "environment_id": environment_id, **fields}
+        {"name": optional_str("name", name), "environment_id": environment_id, **fields}
     )
     return Operation("POST", "/spaces", _dict, json=body)
 
@@ -231,8 +211,7 @@ def create_workbook(
     environment_id: str | None = None,
     **fields: Any,
 ) -> Operation[dict[str, Any]]:
-    if not isinstance(name, str) or not name.strip():
-        raise ValueError(f"name must be a non-empty string, got {name!r}")
+    non_empty_str("name", name)
     if isinstance(sheets, str | bytes | Mapping) or not isinstance(sheets, Sequence):
         raise ValueError(f"sheets must be a list of sheet configs, got {sheets!r:.100}")
     for i, sheet in enumerate(sheets):
@@ -290,8 +269,8 @@ def _records_page(
     path = f"/sheets/{_segment('sheet_id', sheet_id)}/records"
     query = encode_query(
         {
-            "page_number": _int_in("page_number", page_number, 1),
-            "page_size": _int_in("page_size", page_size, 1, MAX_RECORDS_PAGE_SIZE),
+            "page_number": integer("page_number", page_number, low=1),
+            "page_size": integer("page_size", page_size, low=1, high=MAX_RECORDS_PAGE_SIZE),
         }
     )
     return Operation("GET", path, parse, query)
@@ -325,8 +304,7 @@ def create_job(
     **fields: Any,
 ) -> Operation[Job]:
     for name, value in (("type", type), ("operation", operation), ("source", source)):
-        if not isinstance(value, str) or not value.strip():
-            raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+        non_empty_str(name, value)
     if trigger not in TRIGGERS:
         raise ValueError(f"trigger must be 'immediate' or 'manual', got {trigger!r}")
     body = _wire_fields(
@@ -359,8 +337,8 @@ def list_jobs_page(
         {
             "parent_id": parent_id,
             **filters,
-            "page_number": _int_in("page_number", page_number, 1),
-            "page_size": _int_in("page_size", page_size, 1, MAX_JOBS_PAGE_SIZE),
+            "page_number": integer("page_number", page_number, low=1),
+            "page_size": integer("page_size", page_size, low=1, high=MAX_JOBS_PAGE_SIZE),
         }
     )
     return Operation("GET", "/jobs", _jobs_page, query)
@@ -383,7 +361,7 @@ def list_parts(parent_id: str, *, page_size: int = MAX_JOBS_PAGE_SIZE) -> Flow[l
     """Every part of ``parent_id``, all pages, ordered by part index."""
     # Check here: a generator's body would only run at the first send.
     _segment("parent_id", parent_id)
-    _int_in("page_size", page_size, 1, MAX_JOBS_PAGE_SIZE)
+    integer("page_size", page_size, low=1, high=MAX_JOBS_PAGE_SIZE)
     return _list_parts(parent_id, page_size)
 
 
@@ -416,8 +394,8 @@ def execute_job(job_id: str) -> Operation[None]:
 
 def ack_job(job_id: str, *, info: str | None = None, progress: int | None = None) -> Operation[Job]:
     if progress is not None:
-        _int_in("progress", progress, 0, 100)
-    body = _wire_fields({"info": _optional_str("info", info), "progress": progress})
+        progress = integer("progress", progress, low=0, high=100)
+    body = _wire_fields({"info": optional_str("info", info), "progress": progress})
     # An ack without details goes without a body, as the Node SDK sends it.
     path = f"/jobs/{_segment('job_id', job_id)}/ack"
     # The server takes a second ack as an update (info, progress): safe to resend.
@@ -431,10 +409,10 @@ def _ending(
     outcome: Mapping[str, Any] | None,
     info: str | None,
 ) -> Operation[Job]:
-    outcome = _optional_mapping("outcome", outcome)
-    if _optional_str("message", message) is not None:
+    outcome = optional_mapping("outcome", outcome)
+    if optional_str("message", message) is not None:
         outcome = {**(outcome or {}), "message": message}
-    body = _wire_fields({"outcome": outcome, "info": _optional_str("info", info)})
+    body = _wire_fields({"outcome": outcome, "info": optional_str("info", info)})
     path = f"/jobs/{_segment('job_id', job_id)}/{verb}"
     return Operation("POST", path, _job, json=body or None)
 
@@ -462,7 +440,7 @@ def fail_job(
 
 
 def cancel_job(job_id: str, *, info: str | None = None) -> Operation[Job]:
-    body = _wire_fields({"info": _optional_str("info", info)})
+    body = _wire_fields({"info": optional_str("info", info)})
     path = f"/jobs/{_segment('job_id', job_id)}/cancel"
     return Operation("POST", path, _job, json=body or None)
 
@@ -490,8 +468,7 @@ def split_job(
         raise ValueError(
             f"parts must be a positive integer or a non-empty list of dicts, got {parts!r:.100}"
         )
-    if not isinstance(run_in_parallel, bool):
-        raise ValueError(f"run_in_parallel must be True or False, got {run_in_parallel!r}")
+    run_in_parallel = boolean("run_in_parallel", run_in_parallel)
     body = {"parts": wire_parts, "runInParallel": run_in_parallel}
     return Operation("POST", f"/jobs/{_segment('job_id', job_id)}/split", _job, json=body)
 
@@ -523,13 +500,13 @@ def list_events(
             "environment_id": environment_id,
             "since": since,
             "after_sequence": (
-                None if after_sequence is None else _int_in("after_sequence", after_sequence, 0)
+                None if after_sequence is None else integer("after_sequence", after_sequence, low=0)
             ),
-            "topic": _optional_str("topic", topic),
-            "domain": _optional_str("domain", domain),
+            "topic": optional_str("topic", topic),
+            "domain": optional_str("domain", domain),
             "include_acknowledged": include_acknowledged,
-            "page_number": _int_in("page_number", page_number, 1),
-            "page_size": _int_in("page_size", page_size, 1, MAX_EVENTS_PAGE_SIZE),
+            "page_number": integer("page_number", page_number, low=1),
+            "page_size": integer("page_size", page_size, low=1, high=MAX_EVENTS_PAGE_SIZE),
         }
     )
     return Operation("GET", "/events", _events, query)

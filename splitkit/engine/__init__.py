@@ -22,7 +22,7 @@ from splitkit.engine.handle import RunHandle
 from splitkit.engine.part import Part
 from splitkit.engine.progress import RunObserver
 from splitkit.engine.state import RunState
-from splitkit.engine.steps import PartLeftOpenError, PartTimeoutError
+from splitkit.errors import PartLeftOpenError, PartTimeoutError
 
 __all__ = [
     "ClaimError",

@@ -64,9 +64,10 @@ from typing import Any
 
 from splitkit._checks import positive_number
 from splitkit.api import AsyncClient, Job
-from splitkit.api.errors import ApiError, ConnectionFailedError, NotFoundError, SplitkitError
+from splitkit.api.errors import ApiError, ConnectionFailedError, NotFoundError
 from splitkit.engine.controls import Controls
 from splitkit.engine.state import RunState
+from splitkit.errors import SplitkitError
 
 __all__ = [
     "CLAIM_KEY",

@@ -26,7 +26,6 @@ from splitkit.engine.executors import Executor, Handler
 from splitkit.engine.progress import RunObserver
 from splitkit.engine.state import PartRow, RunState, utcnow
 from splitkit.engine.steps import (
-    FROM_JOB_STATUS,
     PartOptions,
     PartSpec,
     describe_error,
@@ -35,6 +34,7 @@ from splitkit.engine.steps import (
     part_index,
     run_part,
 )
+from splitkit.statuses import OUTCOME_OF_ENDED_JOB, OutcomeStatus
 
 log = logging.getLogger("splitkit.engine")
 
@@ -122,10 +122,10 @@ class Engine:
 
     def _row_for(self, job: Job) -> PartRow:
         row = PartRow(part=part_index(job), job_id=job.id, records=page_of(job, self.plan)[2])
-        ended = FROM_JOB_STATUS.get(job.status)
+        ended = OUTCOME_OF_ENDED_JOB.get(job.status)
         if ended is not None:
             # Ended on the server by an earlier run: kept in the frame, never run again.
-            row.status = ended
+            row.status = ended.value
             row.previous_run = True
             row.started_at = job.started_at
             row.finished_at = job.finished_at
@@ -198,7 +198,7 @@ class Engine:
                     job = await client.cancel_job(row.job_id, info="canceled by splitkit")
                 except InvalidTransitionError:
                     job = await client.get_job(row.job_id)
-                status = FROM_JOB_STATUS.get(job.status, "pending")
+                status = OUTCOME_OF_ENDED_JOB.get(job.status, OutcomeStatus.PENDING).value
                 self.state.move(row, status, finished_at=utcnow(), message=job.info)
                 self._tell("part_changed")
 

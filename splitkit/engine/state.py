@@ -17,9 +17,11 @@ from typing import Any
 import pandas as pd
 
 from splitkit.outcomes import OUTCOME_COLUMNS, OUTCOME_DTYPES, empty_outcomes
+from splitkit.statuses import ENDED_OUTCOMES, OutcomeStatus
 
-STATUSES = ("pending", "running", "completed", "failed", "canceled")
-ENDED = frozenset({"completed", "failed", "canceled"})
+# Plain strings (not enum members): they key the tallies observers read and print.
+STATUSES = tuple(status.value for status in OutcomeStatus)
+ENDED = ENDED_OUTCOMES
 
 
 @dataclass

@@ -56,7 +56,7 @@ from tenacity import (
 
 from splitkit._checks import non_negative_int, positive_number
 from splitkit.api import AsyncClient, Job
-from splitkit.api._base import dumps
+from splitkit.api.encoding import dumps
 from splitkit.api.errors import (
     ConnectionFailedError,
     InvalidTransitionError,
@@ -65,6 +65,8 @@ from splitkit.api.errors import (
 )
 from splitkit.engine.executors import Executor, Handler
 from splitkit.engine.part import Part, ProgressSink
+from splitkit.errors import PartTimeoutError
+from splitkit.statuses import OUTCOME_OF_ENDED_JOB, job_status_of
 
 SHEET_ID_PREFIX = "us_sh_"
 TRANSIENT: tuple[type[BaseException], ...] = (
@@ -74,19 +76,6 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 )
 # Errors after which a request may or may not have been processed: ask the server.
 DOUBTFUL = (ConnectionFailedError, RateLimitedError, ServerError)
-# The server's job statuses, as outcome statuses.
-FROM_JOB_STATUS = {"complete": "completed", "failed": "failed", "canceled": "canceled"}
-_JOB_STATUS = {"completed": "complete", "failed": "failed"}
-
-
-class PartTimeoutError(Exception):
-    """The handler ran longer than the per-part timeout."""
-
-
-class PartLeftOpenError(Exception):
-    """A part could not be run to its end here (it could not be started, or its end could
-    not be delivered): it stays open on the server for a later run; the reason is the
-    message."""
 
 
 @dataclass(frozen=True)
@@ -297,7 +286,7 @@ async def end_part(
             return f"{reason}; then reading the part: {describe_error(exc)[0]}"
         except Exception as exc:
             return _left_open(attempts, "could not read the part", exc, error, tb)
-        if job.status == _JOB_STATUS[status]:
+        if job.status == job_status_of(status):
             return ours  # an earlier send got through; its answer was lost
         if job.is_terminal:
             return _as_server_has_it(job, attempts, error, tb)
@@ -344,7 +333,7 @@ def _as_server_has_it(
     job: Job, attempts: int, error: str | None = None, tb: str | None = None
 ) -> PartResult:
     """An ended part's result as the server has it (maybe not as this run would have)."""
-    status = FROM_JOB_STATUS[job.status]
+    status = OUTCOME_OF_ENDED_JOB[job.status].value
     server_message = outcome_message(job.outcome)
     if status == "completed":
         return PartResult(status, attempts, message=server_message)

@@ -56,6 +56,7 @@ from splitkit.engine.controls import running_loop
 from splitkit.engine.progress import REDRAW_INTERVAL_S
 from splitkit.engine.state import RunState
 from splitkit.notebook.comms import _unpin_comm, widget_tree
+from splitkit.statuses import OutcomeStatus
 
 if TYPE_CHECKING:
     from splitkit.engine.handle import RunHandle
@@ -65,12 +66,12 @@ __all__ = ["ControlPanel"]
 log = logging.getLogger("splitkit.notebook")
 
 # Status colours shared with the HTML reprs (reprs.py), so a run looks the same everywhere.
-STATUS_COLORS = {
-    "pending": "#9e9e9e",
-    "running": "#1e88e5",
-    "completed": "#43a047",
-    "failed": "#e53935",
-    "canceled": "#fb8c00",
+STATUS_COLORS: dict[str, str] = {
+    OutcomeStatus.PENDING: "#9e9e9e",
+    OutcomeStatus.RUNNING: "#1e88e5",
+    OutcomeStatus.COMPLETED: "#43a047",
+    OutcomeStatus.FAILED: "#e53935",
+    OutcomeStatus.CANCELED: "#fb8c00",
 }
 # The progress bar's colour in the static final view, by the live bar's `bar_style`.
 _BAR_COLORS = {

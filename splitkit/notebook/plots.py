@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from splitkit.statuses import ALIASES, OutcomeStatus
+
 if TYPE_CHECKING:  # only for annotations: importing matplotlib here would make it required
     from matplotlib.axes import Axes
 
@@ -29,11 +31,15 @@ __all__ = ["plot_durations", "plot_throughput", "plot_timeline", "plot_what_if"]
 # One colour per ended status, the same in every plot and as in the control panel and the
 # HTML reprs (splitkit.notebook.panel.STATUS_COLORS; a test keeps them equal), so a run looks
 # the same everywhere. Copied, not imported: plots should not load ipywidgets.
-STATUS_COLORS = {"completed": "#43a047", "failed": "#e53935", "canceled": "#fb8c00"}
-ENDED_STATUSES = tuple(STATUS_COLORS)
+STATUS_COLORS: dict[str, str] = {
+    OutcomeStatus.COMPLETED: "#43a047",
+    OutcomeStatus.FAILED: "#e53935",
+    OutcomeStatus.CANCELED: "#fb8c00",
+}
+ENDED_STATUSES = tuple(map(str, STATUS_COLORS))  # plain strings, as labels
 _OTHER_COLOR = "#1e88e5"  # running (the panel's blue), or a status splitkit does not know
 # Spellings met in frames built by hand or from the wire (the server says "complete").
-_STATUS_ALIASES = {"complete": "completed", "cancelled": "canceled"}
+_STATUS_ALIASES = {alias: status.value for alias, status in ALIASES.items()}
 
 
 # -- shared helpers -----------------------------------------------------------------------

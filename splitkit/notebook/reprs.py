@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from splitkit._checks import instance_of
 from splitkit.notebook.panel import STATUS_COLORS
+from splitkit.statuses import SUMMARY_COUNTS, OutcomeStatus
 
 if TYPE_CHECKING:
     from splitkit.engine.handle import RunHandle
@@ -65,7 +67,7 @@ def show_summary(summary: pd.DataFrame) -> Html:
 # -- the plan ------------------------------------------------------------------------------
 def plan_html(plan: pd.DataFrame) -> str:
     """One line of totals and a preview of the parts (first and last rows)."""
-    _check_frame("plan", plan)
+    instance_of("plan", plan, pd.DataFrame, "a pandas DataFrame")
     parts = len(plan)
     total = plan.attrs.get("total")
     if total is None and "records" in plan.columns:
@@ -156,14 +158,14 @@ def run_html(handle: RunHandle) -> str:
 # -- the summary ---------------------------------------------------------------------------
 def summary_html(summary: pd.DataFrame) -> str:
     """Per run (row): a status bar, the counts, records processed, durations, throughput."""
-    _check_frame("summary", summary)
+    instance_of("summary", summary, pd.DataFrame, "a pandas DataFrame")
     missing = [c for c in ("total", "completed", "failed", "canceled") if c not in summary]
     if missing:
         raise ValueError(f"summary is missing column(s) {missing}; make it with summarize()")
     blocks = []
     many = len(summary) > 1
     for key, row in summary.iterrows():
-        counts = {s: _int(row.get(s, 0)) for s in ("completed", "failed", "canceled", "pending")}
+        counts = {s.value: _int(row.get(s.value, 0)) for s in SUMMARY_COUNTS}
         total = _int(row["total"])
         title = f"<b>Summary</b>{f' · {html.escape(str(key))}' if many else ''}"
         verdict = (
@@ -204,7 +206,16 @@ def summary_html(summary: pd.DataFrame) -> str:
 
 # -- pieces --------------------------------------------------------------------------------
 # Ended statuses first: the bar fills from the left as parts end.
-_ORDER: Sequence[str] = ("completed", "failed", "canceled", "running", "pending")
+_ORDER: Sequence[str] = tuple(
+    status.value
+    for status in (
+        OutcomeStatus.COMPLETED,
+        OutcomeStatus.FAILED,
+        OutcomeStatus.CANCELED,
+        OutcomeStatus.RUNNING,
+        OutcomeStatus.PENDING,
+    )
+)
 
 
 def _status_bar(counts: Mapping[str, int], total: int, width_px: int = 320) -> str:
@@ -232,11 +243,6 @@ def _legend(counts: Mapping[str, int]) -> str:
         if status in counts
     ]
     return f"<div>{' · '.join(cells)}</div>"
-
-
-def _check_frame(name: str, frame: object) -> None:
-    if not isinstance(frame, pd.DataFrame):
-        raise TypeError(f"{name} must be a pandas DataFrame, got {type(frame).__name__}")
 
 
 def _present(value: Any) -> bool:

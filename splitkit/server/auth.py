@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from .errors import ApiError
+from .errors import HttpProblem
 
 _bearer = HTTPBearer(auto_error=False, description="the server's token")
 
@@ -25,10 +25,10 @@ def token_checker(token: str) -> Callable[..., Awaitable[None]]:
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> None:
         if credentials is None:
-            raise ApiError(
+            raise HttpProblem(
                 401, "missing bearer token: send the header 'Authorization: Bearer <token>'"
             )
         if not hmac.compare_digest(credentials.credentials.encode(), expected):
-            raise ApiError(401, "invalid bearer token")
+            raise HttpProblem(401, "invalid bearer token")
 
     return require_token

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import math
 import numbers
-import operator
-import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from splitkit._checks import file_path, positive_int, secret
 
 DEFAULT_MAX_BODY_MB = 32
 
@@ -30,24 +30,9 @@ class ServerConfig:
     max_body_mb: float = DEFAULT_MAX_BODY_MB
 
     def __post_init__(self) -> None:
-        if not isinstance(self.db_path, str | os.PathLike) or not str(self.db_path).strip():
-            raise ValueError(
-                f"db_path must be a file path (str or Path), got {self.db_path!r}; "
-                "the SQLite file is created if missing"
-            )
-        if not isinstance(self.token, str) or not self.token.strip():
-            # Never echo the value: it may be a real secret.
-            shown = "''" if self.token == "" else type(self.token).__name__
-            raise ValueError(
-                f"token must be a non-empty string, got {shown}; leave it out to generate one"
-            )
-        if (
-            isinstance(self.max_parts, bool)
-            or not isinstance(self.max_parts, numbers.Integral)
-            or self.max_parts < 1
-        ):
-            raise ValueError(f"max_parts must be a positive integer, got {self.max_parts!r}")
-        object.__setattr__(self, "max_parts", operator.index(self.max_parts))
+        file_path("db_path", self.db_path, hint="; the SQLite file is created if missing")
+        secret("token", self.token, hint="; leave it out to generate one")
+        object.__setattr__(self, "max_parts", positive_int("max_parts", self.max_parts))
         object.__setattr__(self, "max_body_mb", check_max_body_mb(self.max_body_mb))
 
     @property

@@ -9,9 +9,6 @@ restarts, or leave it None for a temporary one that ``stop()`` removes.
 
 from __future__ import annotations
 
-import numbers
-import operator
-import os
 import secrets
 import shutil
 import socket
@@ -24,27 +21,14 @@ from types import TracebackType
 import httpx
 import uvicorn
 
+from splitkit._checks import file_path, integer, non_empty_str, secret
+
 from .app import create_app
 from .config import DEFAULT_MAX_BODY_MB, ServerConfig, check_max_body_mb
 from .samples import SampleSheet, create_sample_sheet
 from .store import Store
 
 _START_TIMEOUT_S = 15.0
-
-
-def _integer(name: str, value: object, low: int | None, high: int | None, meaning: str) -> int:
-    """``value`` as an int within [low, high]; numpy integers welcome, bools refused."""
-    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    number = operator.index(value) if ok else 0  # type: ignore[arg-type]
-    if ok and (low is None or number >= low) and (high is None or number <= high):
-        return number
-    if low == 0 and high is None:
-        kind = "a non-negative integer"
-    elif low is not None and high is not None:
-        kind = f"an integer from {low} to {high}"
-    else:
-        kind = "an integer"
-    raise ValueError(f"{name} must be {kind} ({meaning}), got {value!r}")
 
 
 class EmbeddedServer:
@@ -68,30 +52,24 @@ class EmbeddedServer:
         if sample is not None and records is not None:
             raise ValueError("pass sample or records, not both")
         if records is not None:
-            records = _integer(
-                "records", records, 0, None, "the number of records to generate, or None"
+            records = integer(
+                "records",
+                records,
+                low=0,
+                what="a non-negative integer (the number of records to generate, or None)",
             )
-        if sample is not None and (not isinstance(sample, str) or not sample.strip()):
-            raise ValueError(
-                f"sample must be the name of a CSV in data/samples (e.g. 'contacts') or None, "
-                f"got {sample!r}"
-            )
-        if db_path is not None and (
-            not isinstance(db_path, str | os.PathLike) or not str(db_path).strip()
-        ):
-            raise ValueError(
-                f"db_path must be a file path (str or Path) or None for a temporary database, "
-                f"got {db_path!r}"
-            )
-        if token is not None and (not isinstance(token, str) or not token.strip()):
-            shown = "''" if token == "" else type(token).__name__  # never echo a secret
-            raise ValueError(
-                f"token must be a non-empty string or None (None generates one), got {shown}"
-            )
-        if not isinstance(host, str) or not host.strip():
-            raise ValueError(f"host must be an address to bind like '127.0.0.1', got {host!r}")
-        port = _integer("port", port, 0, 65_535, "0 picks a free port")
-        seed = _integer("seed", seed, None, None, "the generator's seed")
+        if sample is not None:
+            what = "the name of a CSV in data/samples (e.g. 'contacts') or None"
+            non_empty_str("sample", sample, what=what)
+        if db_path is not None:
+            what = "a file path (str or Path) or None for a temporary database"
+            file_path("db_path", db_path, what=what)
+        if token is not None:
+            secret("token", token, what="a non-empty string or None (None generates one)")
+        non_empty_str("host", host, what="an address to bind like '127.0.0.1'")
+        what = "an integer from 0 to 65535 (0 picks a free port)"
+        port = integer("port", port, low=0, high=65_535, what=what)
+        seed = integer("seed", seed, what="an integer (the generator's seed)")
         self.max_body_mb = check_max_body_mb(max_body_mb)
         self.db_path = None if db_path is None else Path(db_path)
         self.token = token or secrets.token_urlsafe(24)

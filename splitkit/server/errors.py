@@ -1,6 +1,6 @@
 """API errors and their one wire shape: ``{"errors": [{"key"?: ..., "message": ...}]}``.
 
-Domain code raises :class:`ApiError` (or one of the helpers below); :func:`install` maps it,
+Domain code raises :class:`HttpProblem` (or a helper below); :func:`install` maps it,
 FastAPI's validation errors (400, never 422), Starlette's HTTP errors and the few foreign
 errors user input can still provoke (unstorable values, a busy database) to that shape.
 """
@@ -23,8 +23,15 @@ log = logging.getLogger("splitkit.server")
 _MAX_ECHO = 80  # ids from the URL are echoed in messages, cut so a huge one stays readable
 
 
-class ApiError(Exception):
-    """An error answered with ``status`` and ``{"errors": [{"key", "message"}]}``."""
+class HttpProblem(Exception):
+    """An error answered with ``status`` and ``{"errors": [{"key", "message"}]}``.
+
+    Named apart from the client's ``splitkit.api.errors.ApiError`` (which it becomes on the
+    other side of the wire), and outside ``SplitkitError``: it never leaves the server.
+    The server encodes its answers with ``orjson.dumps`` directly, not the client's
+    ``splitkit.api.encoding.dumps``: it only encodes what it stored or built (plain JSON
+    types), and the server never imports the client.
+    """
 
     def __init__(self, status: int, message: str, key: str | None = None) -> None:
         super().__init__(message)
@@ -39,18 +46,18 @@ def echo(value: object) -> str:
     return text if len(text) <= _MAX_ECHO else text[: _MAX_ECHO - 3] + "..."
 
 
-def not_found(kind: str, ident: str) -> ApiError:
-    return ApiError(404, f"{kind} {echo(ident)} not found", key="id")
+def not_found(kind: str, ident: str) -> HttpProblem:
+    return HttpProblem(404, f"{kind} {echo(ident)} not found", key="id")
 
 
-def bad_request(key: str, message: str) -> ApiError:
-    return ApiError(400, message, key=key)
+def bad_request(key: str, message: str) -> HttpProblem:
+    return HttpProblem(400, message, key=key)
 
 
-def refused(job_id: str, status: str, transition: str, why: str = "") -> ApiError:
+def refused(job_id: str, status: str, transition: str, why: str = "") -> HttpProblem:
     """A refused job state change: names the job, its status and the transition."""
     reason = f": {why}" if why else ""
-    return ApiError(
+    return HttpProblem(
         400, f"cannot {transition} job {job_id} (status {status!r}){reason}", "transition"
     )
 
@@ -86,8 +93,8 @@ def _validation_entries(errors: Sequence[Any]) -> list[dict[str, str]]:
     return entries or [_entry("invalid request", "body")]
 
 
-async def _on_api_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ApiError)
+async def _on_http_problem(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HttpProblem)
     return error_response(exc.status, [_entry(exc.message, exc.key)])
 
 
@@ -132,7 +139,7 @@ async def _on_unexpected(request: Request, exc: Exception) -> Response:
 
 def install(app: FastAPI) -> None:
     """Register every error handler on ``app``."""
-    app.add_exception_handler(ApiError, _on_api_error)
+    app.add_exception_handler(HttpProblem, _on_http_problem)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(HTTPException, _on_http_error)
     app.add_exception_handler(orjson.JSONEncodeError, _on_unstorable)

@@ -12,18 +12,19 @@ from typing import Any, Final
 
 import orjson
 
+from splitkit.statuses import JobStatus
+
 from . import events
 from .clock import iso, iso_or_none, now_ms
 from .errors import not_found
 
 JSON = dict[str, Any]
 
-TERMINAL: Final = frozenset({"complete", "failed", "canceled"})
 # the status column of a part's parent counter that a terminal status increments
-PART_COUNTER: Final = {
-    "complete": "parts_completed",
-    "failed": "parts_failed",
-    "canceled": "parts_canceled",
+PART_COUNTER: Final[dict[str, str]] = {
+    JobStatus.COMPLETE: "parts_completed",
+    JobStatus.FAILED: "parts_failed",
+    JobStatus.CANCELED: "parts_canceled",
 }
 
 COLUMNS: Final = (

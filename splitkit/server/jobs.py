@@ -16,11 +16,13 @@ import sqlite3
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+from splitkit.statuses import JOB_TERMINAL, JobStatus
+
 from . import events, parts
 from .clock import iso, now_ms
 from .errors import bad_request, not_found, refused
 from .ids import new_id
-from .jobrows import JSON, TERMINAL, JobRow, emit, insert_rows, load, load_where, save, wire
+from .jobrows import JSON, JobRow, emit, insert_rows, load, load_where, save, wire
 from .resources import require_environment, source_context
 from .store import Store
 
@@ -29,7 +31,8 @@ CONFIG_FIELDS: Final = frozenset(
      "mode", "input", "subject", "outcome", "info", "managed", "environmentId", "metadata"}
 )  # fmt: skip
 UPDATABLE: Final = frozenset({"config", "progress", "info", "metadata", "outcomeAcknowledgedAt"})
-ACKABLE: Final = frozenset({"created", "planning", "scheduled", "ready", "executing"})
+# A job can be acked (moved to, or kept, executing) until it ends; a waiting part cannot yet.
+ACKABLE: Final = frozenset(JobStatus) - JOB_TERMINAL - {JobStatus.WAITING}
 _OWN_PREFIXES: Final = {"us_sh_": "sheet", "us_wb_": "workbook", "us_sp_": "space"}
 
 
@@ -133,17 +136,19 @@ def _ack(conn: sqlite3.Connection, job: JobRow, details: Mapping[str, Any]) -> N
 
 
 def _finish(conn: sqlite3.Connection, job: JobRow, status: str, details: Mapping[str, Any]) -> None:
-    transition = {"complete": "complete", "failed": "fail", "canceled": "cancel"}[status]
-    if job.status in TERMINAL:
+    verbs = {JobStatus.COMPLETE: "complete", JobStatus.FAILED: "fail", JobStatus.CANCELED: "cancel"}
+    transition = verbs[JobStatus(status)]
+    if job.status in JOB_TERMINAL:
         raise refused(job.id, job.status, transition, "it has already ended")
-    job.status, job.finished_ms = status, now_ms()
+    job.status, job.finished_ms = JobStatus(status).value, now_ms()  # stored as a plain str
     for key in ("outcome", "info"):
         if details.get(key) is not None:
             job.doc[key] = details[key]
     if status == "complete":
         job.doc["progress"] = 100
     save(conn, job)
-    topic = {"complete": "job:completed", "failed": "job:failed"}.get(status, "job:updated")
+    topics = {JobStatus.COMPLETE: "job:completed", JobStatus.FAILED: "job:failed"}
+    topic = topics.get(JobStatus(status), "job:updated")
     emit(conn, topic, job)
     if job.is_part:
         parts.part_ended(conn, job)
@@ -165,15 +170,15 @@ def ack(store: Store, job_id: str, details: Mapping[str, Any]) -> JSON:
 
 
 def complete(store: Store, job_id: str, details: Mapping[str, Any]) -> JSON:
-    return _change(store, job_id, lambda conn, job: _finish(conn, job, "complete", details))
+    return _change(store, job_id, lambda conn, job: _finish(conn, job, JobStatus.COMPLETE, details))
 
 
 def fail(store: Store, job_id: str, details: Mapping[str, Any]) -> JSON:
-    return _change(store, job_id, lambda conn, job: _finish(conn, job, "failed", details))
+    return _change(store, job_id, lambda conn, job: _finish(conn, job, JobStatus.FAILED, details))
 
 
 def cancel(store: Store, job_id: str, details: Mapping[str, Any]) -> JSON:
-    return _change(store, job_id, lambda conn, job: _finish(conn, job, "canceled", details))
+    return _change(store, job_id, lambda conn, job: _finish(conn, job, JobStatus.CANCELED, details))
 
 
 def update(store: Store, job_id: str, fields: Mapping[str, Any]) -> JSON:
@@ -186,7 +191,7 @@ def update(store: Store, job_id: str, fields: Mapping[str, Any]) -> JSON:
                 _execute(conn, job)
             elif status == "executing":
                 _ack(conn, job, {})
-            elif status in TERMINAL:
+            elif status in JOB_TERMINAL:
                 _finish(conn, job, status, {})
             else:
                 raise refused(job.id, job.status, f"set status {status!r} on", "not a transition")

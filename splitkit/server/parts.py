@@ -15,6 +15,8 @@ import sqlite3
 from dataclasses import replace
 from typing import Any
 
+from splitkit.statuses import JOB_RETRYABLE, JOB_TERMINAL, JobStatus
+
 from . import events
 from .clock import now_ms
 from .errors import bad_request, echo, refused
@@ -22,7 +24,6 @@ from .ids import new_ids
 from .jobrows import (
     JSON,
     PART_COUNTER,
-    TERMINAL,
     JobRow,
     emit,
     event,
@@ -34,7 +35,7 @@ from .jobrows import (
 )
 from .store import Store
 
-SPLITTABLE = frozenset({"ready", "executing"})
+SPLITTABLE = frozenset({JobStatus.READY, JobStatus.EXECUTING})
 _COPIED = ("type", "operation", "source", "environmentId", "subject")
 
 
@@ -116,7 +117,7 @@ def split(store: Store, job_id: str, parts: Any, run_in_parallel: bool, max_part
 
 def part_ended(conn: sqlite3.Connection, part: JobRow) -> None:
     """Book a part that just reached a terminal status (in that change's transaction)."""
-    assert part.parent_id is not None and part.part is not None and part.status in TERMINAL
+    assert part.parent_id is not None and part.part is not None and part.status in JOB_TERMINAL
     parent = load(conn, part.parent_id)
     counter = PART_COUNTER[part.status]
     setattr(parent, counter, getattr(parent, counter) + 1)
@@ -142,13 +143,13 @@ def retry(store: Store, job_id: str) -> JSON:
     """Move a failed or canceled job back to ``ready``; for a part, reopen its parent's round."""
     with store.write() as conn:
         job = load(conn, job_id)
-        if job.status not in ("failed", "canceled"):
+        if job.status not in JOB_RETRYABLE:
             raise refused(job.id, job.status, "retry", "only a failed or canceled job is retried")
         if job.is_split:
             raise refused(job.id, job.status, "retry", "it was split: retry its parts")
         if job.parent_id is not None:
             parent = load(conn, job.parent_id)
-            if parent.status in TERMINAL:
+            if parent.status in JOB_TERMINAL:
                 raise refused(
                     job.id,
                     job.status,

@@ -9,6 +9,8 @@ from fastapi import APIRouter, Body, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from splitkit.statuses import JobStatus
+
 from .. import jobs, parts
 from .common import (
     SUCCESS,
@@ -24,10 +26,6 @@ from .common import (
 router = APIRouter(tags=["jobs"])
 
 Progress = Annotated[int, Field(ge=0, le=100)]
-JobStatus = Literal[
-    "created", "planning", "scheduled", "ready", "executing", "complete", "failed", "canceled",
-    "waiting",
-]  # fmt: skip
 
 
 class _Body(BaseModel):
