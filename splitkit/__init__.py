@@ -17,10 +17,11 @@ from splitkit.engine import (
     ThreadExecutor,
     dispatch,
 )
-from splitkit.outcomes import SettleResult, asettle, settle, summarize
 from splitkit.pipeline import split_parent, start_parent_job
 from splitkit.plan import plan_parts, what_if
 from splitkit.retry import retry_failed
+from splitkit.settlement import SettleResult, asettle, settle
+from splitkit.summary import summarize
 
 __all__ = [
     "AsyncClient",

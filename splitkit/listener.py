@@ -69,9 +69,10 @@ from splitkit._checks import (
 from splitkit.api import AsyncClient, AuthError, Client, ClientConfig, Event
 from splitkit.engine.executors import Executor, Handler, LoopExecutor
 from splitkit.engine.steps import PartOptions, PartSpec, describe_error, part_index, run_part
-from splitkit.outcomes import asettle, summarize
 from splitkit.pipeline import part_data_for
 from splitkit.plan import MAX_PAGE_SIZE, plan_parts
+from splitkit.settlement import asettle
+from splitkit.summary import summarize
 
 log = logging.getLogger("splitkit.listener")
 
