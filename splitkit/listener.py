@@ -68,7 +68,14 @@ from splitkit._checks import (
 )
 from splitkit.api import AsyncClient, AuthError, Client, ClientConfig, Event
 from splitkit.engine.executors import Executor, Handler, LoopExecutor
-from splitkit.engine.steps import PartOptions, PartSpec, describe_error, part_index, run_part
+from splitkit.engine.steps import (
+    PartLeftOpenError,
+    PartOptions,
+    PartSpec,
+    describe_error,
+    part_index,
+    run_part,
+)
 from splitkit.pipeline import part_data_for
 from splitkit.plan import MAX_PAGE_SIZE, plan_parts
 from splitkit.settlement import asettle
@@ -525,6 +532,11 @@ def multipart_listener(
     `batch_size` (at most `MAX_PAGE_SIZE`, one records page) sizes the parts; `job` is the
     parent job's `<type>:<operation>`; `timeout` bounds each handler call; the other
     keyword arguments go to `Listener`.
+
+    A part that cannot be run to its end here (its ack or page cannot get through, or its
+    end cannot be delivered within the delivery window) is left open on the server and its
+    event raises `PartLeftOpenError`: the event stays unacknowledged, so the next listener
+    to start runs the part from its backlog. A part fails only because the handler did.
     """
     batch_size = positive_int("batch_size", batch_size)
     if batch_size > MAX_PAGE_SIZE:
@@ -565,7 +577,11 @@ def multipart_listener(
             total=int((part_job.part_data or {}).get("total", 0)),
         )
         # The same core as dispatch(): retries, timeout, and the outcome on the server.
-        await run_part(api, spec, handler, run_on, part_options)
+        result = await run_part(api, spec, handler, run_on, part_options)
+        if result.status == "pending":
+            # Not started or its end not delivered: raising keeps the event unacknowledged,
+            # so the part is run by the next listener's backlog instead of being forgotten.
+            raise PartLeftOpenError(f"part {part_job.id} left open: {result.error}")
 
     @listener.on("job:parts-completed", job=job, is_part=False)
     async def settle_parent(event: Event, api: AsyncClient) -> None:

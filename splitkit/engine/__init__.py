@@ -22,7 +22,7 @@ from splitkit.engine.handle import RunHandle
 from splitkit.engine.part import Part
 from splitkit.engine.progress import RunObserver
 from splitkit.engine.state import RunState
-from splitkit.engine.steps import PartOptions, PartTimeoutError
+from splitkit.engine.steps import PartLeftOpenError, PartOptions, PartTimeoutError
 
 __all__ = [
     "ClaimError",
@@ -33,6 +33,7 @@ __all__ = [
     "LoopExecutor",
     "ParentClaimedError",
     "Part",
+    "PartLeftOpenError",
     "PartOptions",
     "PartTimeoutError",
     "ProcessExecutor",

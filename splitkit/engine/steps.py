@@ -83,6 +83,12 @@ class PartTimeoutError(Exception):
     """The handler ran longer than the per-part timeout."""
 
 
+class PartLeftOpenError(Exception):
+    """A part could not be run to its end here (it could not be started, or its end could
+    not be delivered): it stays open on the server for a later run; the reason is the
+    message."""
+
+
 @dataclass(frozen=True)
 class PartOptions:
     """How a part runs: the handler's timeout and retries, and the delivery window.
