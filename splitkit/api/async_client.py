@@ -5,10 +5,10 @@ takes several requests (paging through parts, settling a parent) is a flow of
 operations that ``_drive`` runs: each result is sent back into the flow, and the
 error of a request that failed is thrown into it, so the flow may reconcile it.
 The httpx client and its default transport come from ``_transports``.
-
-``client.py`` is generated from this file by ``scripts/unasync.py``: edit this
-file, then run ``python scripts/unasync.py`` (a test fails while it is stale).
 """
+
+# client.py is generated from this file: edit here, then run `python scripts/unasync.py`
+# (tests/api/test_unasync.py fails while client.py is stale).
 
 from __future__ import annotations
 

@@ -7,7 +7,6 @@ takes several requests (paging through parts, settling a parent) is a flow of
 operations that ``_drive`` runs: each result is sent back into the flow, and the
 error of a request that failed is thrown into it, so the flow may reconcile it.
 The httpx client and its default transport come from ``_transports``.
-
 """
 
 from __future__ import annotations
