@@ -42,10 +42,11 @@ from splitkit.engine.handle import Panel as _Panel
 from splitkit.engine.handle import notebook_views as _notebook_views
 from splitkit.errors import SettleRefusedError, SplitMismatchError
 from splitkit.listener import Listener, multipart_listener
-from splitkit.outcomes import SettleResult, asettle, counts_match, settle, summarize
 from splitkit.pipeline import split_parent, start_parent_job
 from splitkit.plan import plan_parts, what_if
 from splitkit.retry import retry_failed, retryable_parts
+from splitkit.settlement import SettleResult, asettle, settle
+from splitkit.summary import counts_match, summarize
 
 __all__ = [
     "ApiError",

@@ -11,9 +11,10 @@ import pandas as pd
 
 from splitkit.connect import connect
 from splitkit.engine import Part, dispatch
-from splitkit.outcomes import settle, summarize
 from splitkit.pipeline import split_parent, start_parent_job
 from splitkit.plan import plan_parts
+from splitkit.settlement import settle
+from splitkit.summary import summarize
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.IGNORECASE)
 FAIL_ON_PURPOSE = frozenset({7, 42, 77})  # parts the demo handler rejects, to show failures

@@ -76,9 +76,10 @@ from splitkit.engine.steps import (
     run_part,
 )
 from splitkit.errors import PartLeftOpenError
-from splitkit.outcomes import asettle, summarize
 from splitkit.pipeline import part_data_for
 from splitkit.plan import MAX_PAGE_SIZE, plan_parts
+from splitkit.settlement import asettle
+from splitkit.summary import summarize
 
 __all__ = ["HandlerError", "Listener", "multipart_listener"]
 

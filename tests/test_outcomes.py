@@ -1,42 +1,42 @@
 """Outcome frames, summarize(), counts_match(), settle_decision(), and the settle flow
-driven against stand-in clients (the real server is in test_settle.py)."""
+driven by real clients against a stand-in server, an httpx transport (the embedded server
+is in test_settle.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import doctest
+import json
 import math
 import re
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import numpy as np
 import pandas as pd
 import pytest
 
 import splitkit.outcomes
+import splitkit.settlement
+import splitkit.summary
+from splitkit.api import AsyncClient, Client, RetryPolicy
 from splitkit.api.errors import (
-    ConnectionFailedError,
     InvalidTransitionError,
     NotFoundError,
-    RateLimitedError,
     ServerError,
 )
 from splitkit.engine.state import PartRow, RunState
-from splitkit.outcomes import (
-    OUTCOME_COLUMNS,
+from splitkit.outcomes import OUTCOME_COLUMNS, empty_outcomes, frame_parent_id
+from splitkit.settlement import (
     SETTLE_SENDS,
-    SUMMARY_COLUMNS,
     SettleDecision,
     SettleResult,
     asettle,
-    counts_match,
-    empty_outcomes,
-    frame_parent_id,
     settle,
     settle_decision,
-    summarize,
 )
+from splitkit.summary import SUMMARY_COLUMNS, counts_match, summarize
 
 T0 = pd.Timestamp("2026-01-01T00:00:00Z")
 #: The summary's timing columns (floats, NaN when unknown).
@@ -635,7 +635,14 @@ def test_settle_decision_bad_arguments(
         settle_decision(frame, **kwargs)
 
 
-# --- the settle flow against stand-in clients -----------------------------------------------
+# --- the settle flow against a stand-in server ----------------------------------------------
+
+# settle() runs on the client's own send loop, so the stand-ins are real clients whose
+# transport answers like the server (httpx.MockTransport: no socket). Each request is
+# recorded as the client call it came from. attempts=1: the flow sees each error as it
+# comes, as it would once the client's own retries are spent.
+STAND_IN_URL = "http://localhost/v1"  # loopback: never sent through a proxy
+STAND_IN_RETRY = RetryPolicy(attempts=1)
 
 
 @dataclass(frozen=True)
@@ -643,16 +650,36 @@ class FakeJob:
     id: str
     status: str
     outcome: dict[str, Any] | None = None
+    part: int | None = None
+
+    def wire(self, parent_id: str | None = None) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": "sheet",
+            "operation": "submitLargeSheet",
+            "status": self.status,
+            "outcome": self.outcome,
+            "part": self.part,
+            "parentId": parent_id,
+            "createdAt": "2026-01-01T00:00:00Z",
+            "updatedAt": "2026-01-01T00:00:00Z",
+        }
 
 
-def _refused(job_id: str, status: str) -> InvalidTransitionError:
-    return InvalidTransitionError(
-        "POST",
-        f"/jobs/{job_id}/complete",
-        400,
-        f"Job {job_id} is {status}; cannot complete",
-        key="transition",
-    )
+class Answer(Exception):
+    """An error answer of the stand-in server, raised by its handlers."""
+
+    def __init__(
+        self, status: int, message: str, *, key: str | None = None, retry_after: str | None = None
+    ) -> None:
+        super().__init__(message)
+        error = {"message": message} | ({"key": key} if key else {})
+        headers = {"Retry-After": retry_after} if retry_after is not None else {}
+        self.response = httpx.Response(status, json={"errors": [error]}, headers=headers)
+
+
+def _refused(job_id: str, status: str) -> Answer:
+    return Answer(400, f"Job {job_id} is {status}; cannot complete", key="transition")
 
 
 def _parts(completed: int, failed: int = 0, canceled: int = 0, open_: int = 0) -> list[str]:
@@ -661,10 +688,11 @@ def _parts(completed: int, failed: int = 0, canceled: int = 0, open_: int = 0) -
     return ["complete"] * completed + ["failed"] * failed + ["canceled"] * canceled + still_open
 
 
-class FakeClient:
-    """Records calls; ``race`` makes another settler end the parent just before our write.
+class FakeClient(Client):
+    """A ``Client`` over a stand-in server that records the calls it is asked.
 
-    ``parts`` are the statuses of the parent's parts, as ``list_parts`` returns them.
+    ``race`` makes another settler end the parent just before our write. ``parts`` are
+    the statuses of the parent's parts, as ``list_parts`` returns them.
     """
 
     def __init__(
@@ -675,14 +703,42 @@ class FakeClient:
         self.parts = list(parts)
         self.outcome: dict[str, Any] | None = None
         self.calls: list[tuple[str, str, dict[str, Any]]] = []
+        super().__init__(
+            STAND_IN_URL,
+            "stand-in",
+            retry=STAND_IN_RETRY,
+            transport=httpx.MockTransport(self.answer),
+        )
 
-    def get_job(self, job_id: str) -> FakeJob:
+    def answer(self, request: httpx.Request) -> httpx.Response:
+        """Route a request as the server does: the job, its parts, complete or fail."""
+        path = request.url.path.removeprefix("/v1")
+        job_id, _, verb = path.removeprefix("/jobs/").partition("/")
+        try:
+            if (request.method, path) == ("GET", "/jobs"):
+                parent_id = request.url.params["parentId"]
+                parts = [part.wire(parent_id) for part in self.serve_list_parts(parent_id)]
+                return httpx.Response(200, json={"data": parts})
+            if request.method == "GET" and not verb:
+                job = self.serve_get_job(job_id)
+            elif request.method == "POST" and verb in ("complete", "fail"):
+                body = json.loads(request.content or b"{}")
+                kwargs = {"message": (body.get("outcome") or {}).get("message")}
+                status = "complete" if verb == "complete" else "failed"
+                job = self._end(f"{verb}_job", job_id, status, kwargs)
+            else:
+                raise Answer(404, f"the stand-in has no {request.method} {path}")
+        except Answer as answer:
+            return answer.response
+        return httpx.Response(200, json={"data": job.wire()})
+
+    def serve_get_job(self, job_id: str) -> FakeJob:
         self.calls.append(("get_job", job_id, {}))
         return FakeJob(job_id, self.status, self.outcome)
 
-    def list_parts(self, parent_id: str) -> list[FakeJob]:
+    def serve_list_parts(self, parent_id: str) -> list[FakeJob]:
         self.calls.append(("list_parts", parent_id, {}))
-        return [FakeJob(f"us_jb_part{i}", status) for i, status in enumerate(self.parts)]
+        return [FakeJob(f"us_jb_part{i}", status, part=i) for i, status in enumerate(self.parts)]
 
     def _end(self, name: str, job_id: str, status: str, kwargs: dict[str, Any]) -> FakeJob:
         self.calls.append((name, job_id, kwargs))
@@ -695,28 +751,18 @@ class FakeClient:
         self.outcome = {"message": kwargs.get("message")}
         return FakeJob(job_id, status, self.outcome)
 
-    def complete_job(self, job_id: str, **kwargs: Any) -> FakeJob:
-        return self._end("complete_job", job_id, "complete", kwargs)
 
-    def fail_job(self, job_id: str, **kwargs: Any) -> FakeJob:
-        return self._end("fail_job", job_id, "failed", kwargs)
+class FakeAsyncClient(AsyncClient):
+    """An ``AsyncClient`` over the same stand-in server as ``sync``."""
 
-
-class FakeAsyncClient:
     def __init__(self, sync: FakeClient) -> None:
         self.sync = sync
-
-    async def get_job(self, job_id: str) -> FakeJob:
-        return self.sync.get_job(job_id)
-
-    async def list_parts(self, parent_id: str) -> list[FakeJob]:
-        return self.sync.list_parts(parent_id)
-
-    async def complete_job(self, job_id: str, **kwargs: Any) -> FakeJob:
-        return self.sync.complete_job(job_id, **kwargs)
-
-    async def fail_job(self, job_id: str, **kwargs: Any) -> FakeJob:
-        return self.sync.fail_job(job_id, **kwargs)
+        super().__init__(
+            STAND_IN_URL,
+            "stand-in",
+            retry=STAND_IN_RETRY,
+            transport=httpx.MockTransport(sync.answer),
+        )
 
 
 def _run(client: FakeClient, use_async: bool, frame: pd.DataFrame, **kw: Any) -> SettleResult:
@@ -843,8 +889,8 @@ def test_settle_refusal_for_another_reason_is_raised(use_async: bool) -> None:
 @sync_and_async
 def test_settle_other_errors_propagate(use_async: bool) -> None:
     class Missing(FakeClient):
-        def get_job(self, job_id: str) -> FakeJob:
-            raise NotFoundError("GET", f"/jobs/{job_id}", 404, "no such job")
+        def serve_get_job(self, job_id: str) -> FakeJob:
+            raise Answer(404, "no such job")
 
     with pytest.raises(NotFoundError, match="no such job"):
         _run(Missing(), use_async, _counts(1, 1))
@@ -910,6 +956,14 @@ def test_settle_result_repr() -> None:
 
 def test_docstring_examples() -> None:
     result = doctest.testmod(splitkit.outcomes, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0
+    assert result.failed == 0
+
+
+@pytest.mark.parametrize("module", [splitkit.summary, splitkit.settlement])
+def test_docstring_examples_of_summary_and_settle(module: Any) -> None:
+    # The examples moved with their functions when outcomes.py was split.
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0
     assert result.failed == 0
 
@@ -1067,12 +1121,12 @@ def test_settle_allow_unfinished_still_compares_counts(use_async: bool) -> None:
 
 
 def _post_error(kind: str, job_id: str) -> Exception:
-    path = f"/jobs/{job_id}/complete"
+    """What the client gets for a complete/fail: no answer, or an error answer."""
     if kind == "lost":
-        return ConnectionFailedError("POST", path, "the answer was lost after sending")
+        return httpx.ReadError(f"the answer to POST /jobs/{job_id}/complete was lost")
     if kind == "429":
-        return RateLimitedError("POST", path, 429, "slow down", retry_after=0.0)
-    return ServerError("POST", path, int(kind), "Bad Gateway")
+        return Answer(429, "slow down", retry_after="0")
+    return Answer(int(kind), "Bad Gateway")
 
 
 class DoubtfulClient(FakeClient):

@@ -14,24 +14,19 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 from answer_faults import AnswerFaults, AsyncAnswerFaults, Fault, posts_to
 
 from splitkit.api import AsyncClient, Client, Event, Job, RetryPolicy
 from splitkit.engine import Part, dispatch
 from splitkit.engine.state import RunState
-from splitkit.outcomes import (
-    SettleResult,
-    asettle,
-    empty_outcomes,
-    frame_parent_id,
-    settle,
-    settle_decision,
-    summarize,
-)
+from splitkit.outcomes import empty_outcomes, frame_parent_id
 from splitkit.pipeline import split_parent, start_parent_job
 from splitkit.plan import plan_parts
 from splitkit.server import EmbeddedServer
+from splitkit.settlement import SettleResult, asettle, settle, settle_decision
+from splitkit.summary import summarize
 
 
 def _sheet(server: EmbeddedServer) -> str:
@@ -129,35 +124,31 @@ def test_settle_from_an_outcome_frame_without_parts(client: Client, server: Embe
     assert (result.status, result.changed, result.message) == ("complete", True, "nothing to do")
 
 
-def test_lost_race_against_the_server_reports_unchanged(client: Client, parent: Any) -> None:
+def test_lost_race_against_the_server_reports_unchanged(
+    server: EmbeddedServer, client: Client, parent: Any
+) -> None:
     parent_id, parts = parent(3)
     _end_parts(client, parts, ["complete"] * 3)
     summary = summarize(parts_completed=_parts_completed(client, parent_id))
 
-    class RacedClient:
-        """Another settler fails the parent right after our first read."""
+    class RacedTransport(httpx.HTTPTransport):
+        """Another settler fails the parent right after our first read of it."""
 
         def __init__(self) -> None:
+            super().__init__()
             self.reads = 0
 
-        def get_job(self, job_id: str) -> Job:
-            job = client.get_job(job_id)
-            self.reads += 1
-            if self.reads == 1:
-                client.fail_job(job_id, message="the other settler")
-            return job
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            response = super().handle_request(request)
+            if (request.method, request.url.path) == ("GET", f"/v1/jobs/{parent_id}"):
+                self.reads += 1
+                if self.reads == 1:
+                    client.fail_job(parent_id, message="the other settler")
+            return response  # our complete_job is then refused by the server: 400
 
-        def list_parts(self, parent_id: str) -> list[Job]:
-            return client.list_parts(parent_id)
-
-        def complete_job(self, job_id: str, **kwargs: Any) -> Job:
-            return client.complete_job(job_id, **kwargs)  # refused by the server: 400
-
-        def fail_job(self, job_id: str, **kwargs: Any) -> Job:
-            return client.fail_job(job_id, **kwargs)
-
-    raced = RacedClient()
-    result = settle(raced, parent_id, summary)
+    raced = RacedTransport()
+    with Client(server.url, server.token, transport=raced) as raced_client:
+        result = settle(raced_client, parent_id, summary)
     assert result == SettleResult(
         parent_id, "failed", False, f"parent {parent_id} was already failed; unchanged"
     )

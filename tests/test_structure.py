@@ -254,7 +254,8 @@ def test_refusals_are_value_errors_too() -> None:
 
 
 def test_a_settle_refusal_is_a_settle_refused_error() -> None:
-    from splitkit.outcomes import settle_decision, summarize
+    from splitkit.settlement import settle_decision
+    from splitkit.summary import summarize
 
     counts = {"total": 3, "completed": 1, "failed": 0, "canceled": 0}
     with pytest.raises(SettleRefusedError, match="2 parts have not ended"):

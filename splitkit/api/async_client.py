@@ -1,10 +1,14 @@
-"""``AsyncClient``: the asynchronous send loop, over aiohttp by default.
+"""``AsyncClient``: the asynchronous send loop over ``httpx.AsyncClient``.
 
-The same methods as ``Client``, awaited. The default transport is
-``httpx_aiohttp.AiohttpTransport``: stock httpx's async pool collapses under
-concurrency (httpx issue 3215 reports ~800 requests/s at 50 in flight), while
-aiohttp's keeps going; ``bench/bench_async_transport.py`` measures both.
+Every method builds its request with ``operations`` and sends it here. Work that
+takes several requests (paging through parts, settling a parent) is a flow of
+operations that ``_drive`` runs: each result is sent back into the flow, and the
+error of a request that failed is thrown into it, so the flow may reconcile it.
+The httpx client and its default transport come from ``_transports``.
 """
+
+# client.py is generated from this file: edit here, then run `python scripts/unasync.py`
+# (tests/api/test_unasync.py fails while client.py is stale).
 
 from __future__ import annotations
 
@@ -13,21 +17,16 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
-import aiohttp
 import httpx
 import pandas as pd
-from httpx_aiohttp import AiohttpTransport
 from tenacity import AsyncRetrying
 
 from splitkit.api import operations as ops
-from splitkit.api._base import (
-    POOL_LIMITS,
-    RESET_ERRORS,
-    BaseClient,
-    Failure,
-    causes,
-    httpx_failure,
-    is_loopback,
+from splitkit.api._base import BaseClient
+from splitkit.api._transports import (
+    ASYNC_TRANSPORT_ERRORS,
+    async_http_client,
+    async_transport_failure,
 )
 from splitkit.api.config import ClientConfig, RetryPolicy
 from splitkit.api.models import Event, Job, RecordCounts
@@ -37,37 +36,15 @@ __all__ = ["AsyncClient"]
 
 T = TypeVar("T")
 
-# The aiohttp transport maps most of its errors to httpx's, but not every one.
-_TRANSPORT_ERRORS = (httpx.TransportError, aiohttp.ClientError, TimeoutError)
-
-
-def _failure(exc: BaseException) -> Failure:
-    """Name what happened, judged by the aiohttp error underneath when there is one."""
-    # The transport maps aiohttp's errors loosely (a connection the server closed becomes
-    # httpx.ConnectTimeout), so its httpx class alone would misname the failure.
-    cause = next((e for e in causes(exc) if isinstance(e, aiohttp.ClientError)), None)
-    if cause is None:
-        return httpx_failure(exc)
-    if isinstance(cause, aiohttp.ConnectionTimeoutError):
-        return Failure("connect_timeout", False, cause)
-    if isinstance(cause, aiohttp.ClientConnectorError):
-        return Failure("refused", False, cause)
-    if isinstance(cause, aiohttp.ServerTimeoutError):
-        return Failure("timeout", True, cause)
-    if isinstance(cause, aiohttp.ServerDisconnectedError):
-        return Failure("closed", True, cause)
-    if any(isinstance(e, RESET_ERRORS) for e in causes(cause)):
-        return Failure("reset", True, cause)
-    return Failure("lost", True, cause)
-
 
 class AsyncClient(BaseClient):
     """The asynchronous Flatfile API client (real platform or the embedded server).
 
-    ``base_url`` includes ``/v1``. ``transport`` replaces the aiohttp one
-    (tests, in-process apps). Use as ``async with`` or call ``aclose()``.
-    The default transport's session binds to the event loop of the first
-    request: use one ``AsyncClient`` per event loop.
+    ``base_url`` includes ``/v1``. ``transport`` replaces the default one (tests,
+    proxies, in-process apps). Use as a context manager (``async with``) or call
+    ``aclose()``.
+    The default transport (aiohttp) binds to the event loop of its first request:
+    use one ``AsyncClient`` per event loop.
     """
 
     def __init__(
@@ -84,17 +61,7 @@ class AsyncClient(BaseClient):
             base_url, token, environment_id, timeout, RetryPolicy() if retry is None else retry
         )
         super().__init__(config)
-        if transport is None:
-            transport = AiohttpTransport(limits=POOL_LIMITS)
-        self._http = httpx.AsyncClient(
-            base_url=config.base_url,
-            headers=self._headers(),
-            timeout=config.timeout,
-            transport=transport,
-            # Never a proxy from the environment for loopback (the embedded server); the
-            # default aiohttp transport reads no proxy variables at all.
-            trust_env=not is_loopback(config.base_url),
-        )
+        self._http = async_http_client(config, self._headers(), transport)
 
     @classmethod
     def from_config(
@@ -126,18 +93,29 @@ class AsyncClient(BaseClient):
     async def _send_once(self, op: Operation[T]) -> T:
         try:
             response = await self._http.request(op.method, op.path, **self._request_kwargs(op))
-        except _TRANSPORT_ERRORS as exc:
-            raise self._connection_failed(op, _failure(exc)) from exc
+        except ASYNC_TRANSPORT_ERRORS as exc:
+            raise self._connection_failed(op, async_transport_failure(exc)) from exc
         return self._result(op, response)
 
     async def _send(self, op: Operation[T]) -> T:
         return await AsyncRetrying(**self._retry_options())(self._send_once, op)
 
     async def _drive(self, flow: Flow[T]) -> T:
+        """Run a flow to its end: send what it yields, hand it each result or error.
+
+        A request that failed (after the client's retries) has its error thrown
+        into the flow at its ``yield``: the flow may catch it and reconcile (settle
+        does), or let it propagate out of here.
+        """
         try:
             op = next(flow)
             while True:
-                op = flow.send(await self._send(op))
+                try:
+                    result = await self._send(op)
+                except Exception as exc:
+                    op = flow.throw(exc)
+                else:
+                    op = flow.send(result)
         except StopIteration as done:
             return done.value
 

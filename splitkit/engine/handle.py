@@ -131,7 +131,7 @@ class RunHandle:
 
     def summary(self) -> pd.DataFrame:
         """The summary frame of the outcomes so far (see `splitkit.summarize`)."""
-        from splitkit.outcomes import summarize
+        from splitkit.summary import summarize
 
         return summarize(self.outcomes)
 
