@@ -13,7 +13,7 @@ test: $(STAMP)  ## lint, type-check and the whole test suite
 	bash scripts/ensure-chromium.sh
 	$(BIN)/ruff check splitkit tests bench
 	$(BIN)/ruff format --check splitkit tests bench
-	$(BIN)/mypy
+	$(BIN)/mypy  # strict: see [tool.mypy] in pyproject.toml
 	$(BIN)/pytest
 
 serve: $(STAMP)

@@ -98,7 +98,8 @@ class AsyncClient(BaseClient):
         return self._result(op, response)
 
     async def _send(self, op: Operation[T]) -> T:
-        return await AsyncRetrying(**self._retry_options())(self._send_once, op)
+        result: T = await AsyncRetrying(**self._retry_options())(self._send_once, op)
+        return result
 
     async def _drive(self, flow: Flow[T]) -> T:
         """Run a flow to its end: send what it yields, hand it each result or error.
@@ -117,7 +118,8 @@ class AsyncClient(BaseClient):
                 else:
                     op = flow.send(result)
         except StopIteration as done:
-            return done.value
+            value: T = done.value
+            return value
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -95,7 +95,8 @@ class Client(BaseClient):
         return self._result(op, response)
 
     def _send(self, op: Operation[T]) -> T:
-        return Retrying(**self._retry_options())(self._send_once, op)
+        result: T = Retrying(**self._retry_options())(self._send_once, op)
+        return result
 
     def _drive(self, flow: Flow[T]) -> T:
         """Run a flow to its end: send what it yields, hand it each result or error.
@@ -114,7 +115,8 @@ class Client(BaseClient):
                 else:
                     op = flow.send(result)
         except StopIteration as done:
-            return done.value
+            value: T = done.value
+            return value
 
     def close(self) -> None:
         self._http.close()

@@ -49,7 +49,7 @@ class RetryPolicy:
 
     def backoff(self, retry_number: int, random_fraction: float) -> float:
         """Seconds to wait before retry ``retry_number`` (1-based)."""
-        wait = self.initial * 2 ** (retry_number - 1) + random_fraction * self.jitter
+        wait = self.initial * 2.0 ** (retry_number - 1) + random_fraction * self.jitter
         return min(wait, self.max_wait)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -76,7 +76,7 @@ def _axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
     if ax is not None:
         return ax
     _, new_ax = plt.subplots(figsize=figsize, layout="constrained")
-    return new_ax
+    return cast("Axes", new_ax)
 
 
 def _note(ax: Axes, text: str) -> Axes:

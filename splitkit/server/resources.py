@@ -41,7 +41,8 @@ def get_environment(store: Store, environment_id: str) -> JSON:
     )
     if row is None:
         raise not_found("environment", environment_id)
-    return orjson.loads(row[0])
+    environment: dict[str, Any] = orjson.loads(row[0])
+    return environment
 
 
 def require_environment(conn: sqlite3.Connection, environment_id: str) -> None:
