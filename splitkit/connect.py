@@ -93,8 +93,9 @@ def connect(
     """A client for the real platform when a key is set in `env` (default: `os.environ`),
     else for a freshly started embedded server holding a sample sheet.
 
-    `sample` names a CSV in `data/samples/`; `records=N` makes a sheet of N generated
-    records instead. On the real platform pass `sheet_id=` to name the sheet to work on.
+    `sample` names a packaged sample (see `data/samples/README.md`); `records=N` makes a
+    sheet of N generated records instead. On the real platform pass `sheet_id=` to name the
+    sheet to work on.
     """
     env = os.environ if env is None else env
     if not isinstance(env, Mapping):
