@@ -12,6 +12,7 @@ sample has some invalid records and its valid and error counts differ.
 from __future__ import annotations
 
 import csv
+import io
 import random
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -151,8 +152,9 @@ def sample_path(name: str) -> Traversable:
 
 def load_sample(name: str) -> list[dict[str, Any]]:
     """The records of the packaged sample ``name`` (its columns must be the contacts ones)."""
-    with sample_path(name).open("r", newline="", encoding="utf-8") as handle:
-        return [contact_cells(row) for row in csv.DictReader(handle)]
+    text = sample_path(name).read_text(encoding="utf-8")
+    # newline="": quoted cells may hold line breaks, which csv must see untranslated
+    return [contact_cells(row) for row in csv.DictReader(io.StringIO(text, newline=""))]
 
 
 def create_sample_sheet(
