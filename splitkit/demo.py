@@ -35,7 +35,7 @@ def demo_handler(part: Part) -> dict[str, Any]:
     part.progress(1.0, "checked")
     return {
         "message": f"{len(records)} records checked: {invalid} invalid, {bad_email} bad e-mails",
-        "heading": f"Part {part.index + 1}",
+        "heading": f"Part {part.index}",  # 0-based, as the outcome frame's `part`
     }
 
 
