@@ -225,11 +225,14 @@ def demo(
     records: Annotated[int, typer.Option(min=1, help="Generated records in the sheet.")] = 100_000,
     batch_size: Annotated[int, typer.Option(min=1, max=MAX_PAGE_SIZE, help=_BATCH_HELP)] = 1_000,
     concurrency: Annotated[int, typer.Option(min=1, help="Parts processed at once.")] = 8,
+    retry: Annotated[
+        bool, typer.Option("--retry", help="Retry the parts that fail on purpose, then settle.")
+    ] = False,
 ) -> None:
     """The main job: the whole pipeline on the embedded server with sample data."""
     from splitkit.demo import run_demo
 
-    run_demo(records=records, batch_size=batch_size, concurrency=concurrency)
+    run_demo(records=records, batch_size=batch_size, concurrency=concurrency, retry=retry)
 
 
 @app.command()
