@@ -178,7 +178,7 @@ def serve(
         server.start()
     except OSError as exc:
         raise _cannot_listen(exc, host, port) from exc
-    with server:
+    try:
         typer.echo(f"splitkit server at   {server.url}")
         typer.echo(f"token                {server.token}")
         typer.echo(f"environment id       {server.environment_id}")
@@ -196,6 +196,8 @@ def serve(
                 time.sleep(0.5)
         except KeyboardInterrupt:
             typer.echo("\nstopping...")
+    finally:
+        server.stop()
 
 
 def _cannot_listen(exc: OSError, host: str, port: int) -> Exception:
