@@ -163,7 +163,8 @@ def running_server(records: int, mode: str) -> Iterator[ServerInfo]:
 
 def fresh_parent(client: Client, sheet_id: str, plan: pd.DataFrame) -> str:
     parent = start_parent_job(client, sheet_id)
-    split_parent(client, parent.id, plan)
+    # The warm-up plans only part of the sheet, on purpose.
+    split_parent(client, parent.id, plan, check_counts=False)
     return parent.id
 
 

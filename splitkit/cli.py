@@ -1,21 +1,127 @@
-"""The ``splitkit`` command: a thin layer over the library (one function per command)."""
+"""The ``splitkit`` command: a thin layer over the library (one function per command).
+
+A user's mistake (a port in use, an unknown sample, a batch size above the page limit, no
+API key, a bad option) is answered with one line on stderr naming the problem and the way
+out, and exit status 2; ``splitkit --debug ...`` adds the traceback. Anything else is a bug
+and shows its traceback as usual.
+"""
 
 from __future__ import annotations
 
+import errno
 import importlib
+import os
+import socket
+import sys
 import time
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, cast
+from typing import Annotated, Any, cast
 
 import typer
+from typer.core import TyperGroup
 
-app = typer.Typer(help="Flatfile multi-part jobs: the embedded server and the tools around it.")
+from splitkit.plan import MAX_PAGE_SIZE
+
+HOW_TO_CONNECT = (
+    "set FLATFILE_API_KEY to your Flatfile secret key, or run `splitkit serve` and set "
+    "FLATFILE_API_URL and FLATFILE_API_KEY to the URL and token it prints"
+)
+
+# Click's exception classes as typer raises them (its own copy of click in recent typer,
+# click itself in older ones): found from typer's public BadParameter, so either works.
+_CLICK_ERROR: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
+)
+_USAGE_ERROR: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError"
+)
+
+
+class UserError(Exception):
+    """A mistake the user can fix: one line, exit status 2 (the traceback with --debug)."""
+
+    exit_code = 2
+
+
+@dataclass
+class _Invocation:
+    """What the root callback learnt: --debug, and the command's name for messages."""
+
+    debug: bool = False
+    command: str = "splitkit"
+
+
+_INVOCATION: ContextVar[_Invocation] = ContextVar("splitkit_cli_invocation")
+
+
+class _OneLineErrors(TyperGroup):
+    """Click's and splitkit's refusals as one line on stderr instead of a box or a trace."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        invocation = _Invocation(command=prog_name or "splitkit")
+        token = _INVOCATION.set(invocation)
+        try:
+            # Not standalone: click hands its errors (and an Exit's code) back to us
+            # instead of printing them its own way.
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except (UserError, _CLICK_ERROR) as exc:
+            if not standalone_mode:
+                raise
+            _show(exc, invocation)
+            sys.exit(getattr(exc, "exit_code", 2))
+        finally:
+            _INVOCATION.reset(token)
+        if standalone_mode:
+            sys.exit(code if isinstance(code, int) else 0)
+        return code
+
+
+def _show(exc: Exception, invocation: _Invocation) -> None:
+    """One line on stderr: the command, the problem and the way out."""
+    if invocation.debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    if isinstance(exc, _USAGE_ERROR):
+        context = getattr(exc, "ctx", None)
+        where = context.command_path if context is not None else invocation.command
+        problem = exc.format_message().rstrip(".")  # type: ignore[attr-defined]
+        line = f"{problem}{' ' if problem.endswith('?') else '; '}see '{where} --help'"
+    elif isinstance(exc, _CLICK_ERROR):
+        where, line = invocation.command, exc.format_message()  # type: ignore[attr-defined]
+    else:
+        where, line = invocation.command, str(exc)
+    print(f"{where}: {' '.join(line.split())}", file=sys.stderr, flush=True)
+
+
+app = typer.Typer(
+    cls=_OneLineErrors,
+    help="Flatfile multi-part jobs: the embedded server and the tools around it.",
+    pretty_exceptions_show_locals=False,  # locals can hold the token
+)
 
 
 @app.callback(no_args_is_help=True)
-def _root() -> None:
+def _root(
+    context: typer.Context,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="On an error, show its full traceback too.")
+    ] = False,
+) -> None:
     """Flatfile multi-part jobs: the embedded server and the tools around it."""
+    invocation = _INVOCATION.get(None)
+    if invocation is not None:
+        invocation.debug = debug
+        invocation.command = f"{context.command_path} {context.invoked_subcommand or ''}".strip()
 
 
 @app.command()
@@ -31,7 +137,8 @@ def serve(
         str | None, typer.Option(help="Bearer token clients must send (default: generated).")
     ] = None,
     sample: Annotated[
-        str | None, typer.Option(help="Load data/samples/NAME.csv into a sheet.")
+        str | None,
+        typer.Option(help="Load a packaged sample into a sheet (contacts: 3,000 contacts)."),
     ] = None,
     records: Annotated[
         int | None, typer.Option(min=0, help="Generate N synthetic records into a sheet.")
@@ -47,9 +154,16 @@ def serve(
     """Run the embedded Flatfile-compatible server until Ctrl-C."""
     from splitkit.server import EmbeddedServer
     from splitkit.server.config import DEFAULT_MAX_BODY_MB
+    from splitkit.server.samples import available_samples
 
     if sample is not None and records is not None:
         raise typer.BadParameter("pass --sample or --records, not both")
+    if sample is not None and sample not in available_samples():
+        there = ", ".join(repr(name) for name in available_samples()) or "none"
+        raise UserError(
+            f"there is no sample {sample!r}: the samples are {there}; pass one of them to "
+            "--sample, or --records N for N generated records"
+        )
     server = EmbeddedServer(
         db_path=db,
         token=token,
@@ -60,7 +174,11 @@ def serve(
         seed=seed,
         max_body_mb=DEFAULT_MAX_BODY_MB if max_body_mb is None else max_body_mb,
     )
-    with server:
+    try:
+        server.start()
+    except OSError as exc:
+        raise _cannot_listen(exc, host, port) from exc
+    try:
         typer.echo(f"splitkit server at   {server.url}")
         typer.echo(f"token                {server.token}")
         typer.echo(f"environment id       {server.environment_id}")
@@ -78,18 +196,45 @@ def serve(
                 time.sleep(0.5)
         except KeyboardInterrupt:
             typer.echo("\nstopping...")
+    finally:
+        server.stop()
+
+
+def _cannot_listen(exc: OSError, host: str, port: int) -> Exception:
+    """What the user can do about a failed bind; the error itself when it is not theirs."""
+    if exc.errno == errno.EADDRINUSE:
+        return UserError(
+            f"port {port} is in use: choose another with --port, or --port 0 for a free one"
+        )
+    if exc.errno == errno.EACCES:
+        return UserError(
+            f"port {port} needs privileges this user lacks (ports below 1024 do): choose "
+            "another with --port, or --port 0 for a free one"
+        )
+    if exc.errno == errno.EADDRNOTAVAIL or isinstance(exc, socket.gaierror):
+        return UserError(
+            f"cannot listen on host {host!r}: it is not an address of this machine; use "
+            "--host 127.0.0.1 (this machine only) or --host 0.0.0.0 (every interface)"
+        )
+    return exc
+
+
+_BATCH_HELP = f"Records per part (1 to {MAX_PAGE_SIZE:,}: a part is one page of records)."
 
 
 @app.command()
 def demo(
     records: Annotated[int, typer.Option(min=1, help="Generated records in the sheet.")] = 100_000,
-    batch_size: Annotated[int, typer.Option(min=1, help="Records per part.")] = 1_000,
+    batch_size: Annotated[int, typer.Option(min=1, max=MAX_PAGE_SIZE, help=_BATCH_HELP)] = 1_000,
     concurrency: Annotated[int, typer.Option(min=1, help="Parts processed at once.")] = 8,
+    retry: Annotated[
+        bool, typer.Option("--retry", help="Retry the parts that fail on purpose, then settle.")
+    ] = False,
 ) -> None:
     """The main job: the whole pipeline on the embedded server with sample data."""
     from splitkit.demo import run_demo
 
-    run_demo(records=records, batch_size=batch_size, concurrency=concurrency)
+    run_demo(records=records, batch_size=batch_size, concurrency=concurrency, retry=retry)
 
 
 @app.command()
@@ -97,7 +242,7 @@ def listen(
     handler: Annotated[
         str, typer.Argument(help="The part handler, as module:function (e.g. mypkg.jobs:handle).")
     ],
-    batch_size: Annotated[int, typer.Option(min=1, help="Records per part.")] = 1_000,
+    batch_size: Annotated[int, typer.Option(min=1, max=MAX_PAGE_SIZE, help=_BATCH_HELP)] = 1_000,
     job: Annotated[str, typer.Option(help="The parent jobs to handle, as type:operation.")] = (
         "sheet:submitLargeSheet"
     ),
@@ -110,7 +255,12 @@ def listen(
     from splitkit.listener import multipart_listener
 
     function = _import_handler(handler)
-    config = ClientConfig.from_env()
+    if not any(os.environ.get(name) for name in ("FLATFILE_API_KEY", "FLATFILE_BEARER_TOKEN")):
+        raise UserError(f"no API key to connect with: {HOW_TO_CONNECT}")
+    try:
+        config = ClientConfig.from_env()
+    except ValueError as exc:
+        raise UserError(f"{exc}; {HOW_TO_CONNECT}") from exc
     listener = multipart_listener(config, function, batch_size=batch_size, job=job)
     typer.echo(f"listening for {job} at {config.base_url} (Ctrl-C stops)")
     try:
@@ -122,18 +272,23 @@ def listen(
 def _import_handler(spec: str) -> Callable[..., object]:
     module_name, _, name = spec.partition(":")
     if not module_name or not name:
-        raise typer.BadParameter(f"handler must be module:function, got {spec!r}")
+        raise UserError(
+            f"the handler must be module:function (e.g. mypkg.jobs:handle), got {spec!r}"
+        )
     try:
         function = getattr(importlib.import_module(module_name), name)
     except (ImportError, AttributeError) as exc:
-        raise typer.BadParameter(f"cannot load handler {spec!r}: {exc}") from exc
+        raise UserError(
+            f"cannot load the handler {spec!r}: {exc}; is its module importable from here "
+            "(installed, or on PYTHONPATH)?"
+        ) from exc
     if not callable(function):
-        raise typer.BadParameter(f"handler {spec!r} is not callable")
+        raise UserError(f"the handler {spec!r} is not callable: name a function")
     return cast(Callable[..., object], function)
 
 
 def main() -> None:
-    app()
+    app(prog_name="splitkit")
 
 
 if __name__ == "__main__":  # python -m splitkit.cli

@@ -22,22 +22,22 @@ from splitkit.api import Client, ClientConfig
 KEY_VARIABLES = ("FLATFILE_API_KEY", "FLATFILE_BEARER_TOKEN")
 
 
-def _release(client: Client, server: Any) -> None:
-    """Close the client and stop the server. Holds no reference to the Connection."""
-    try:
-        client.close()
-    finally:
-        if server is not None:
-            server.stop()
+def _stop(server: Any) -> None:
+    """Stop the embedded server, if any. Holds no reference to the client or Connection."""
+    if server is not None:
+        server.stop()
 
 
 @dataclass
 class Connection:
     """A client, and the embedded server behind it when there is one.
 
+    The server runs as long as the client is referenced, through the Connection or not:
+    `client = connect().client` keeps working.
     `close()` (or leaving a `with` block) closes the client and stops the server,
-    removing its temporary database. It is idempotent. A connection that is never
-    closed is cleaned up when it is garbage-collected, or at interpreter exit.
+    removing its temporary database; it is idempotent. A connection that is never
+    closed is cleaned up once its client is referenced no more (when it is
+    garbage-collected), or at interpreter exit.
     """
 
     client: Client
@@ -46,9 +46,9 @@ class Connection:
 
     def __post_init__(self) -> None:
         instance_of("client", self.client, Client, "a splitkit Client")
-        # The finalizer holds the client and the server, never self: a Connection nobody
-        # references any more can then be collected, and its server stopped.
-        self._finalizer = weakref.finalize(self, _release, self.client, self.server)
+        # The server's lifetime is the client's: the finalizer hangs on the client (not on
+        # this Connection, which `connect().client` drops at once) and holds only the server.
+        self._finalizer = weakref.finalize(self.client, _stop, self.server)
 
     @property
     def embedded(self) -> bool:
@@ -64,7 +64,10 @@ class Connection:
 
     def close(self) -> None:
         """Close the client and stop the embedded server; a second call does nothing."""
-        self._finalizer()
+        try:
+            self.client.close()
+        finally:
+            self._finalizer()
 
     def __enter__(self) -> Connection:
         return self
@@ -93,8 +96,9 @@ def connect(
     """A client for the real platform when a key is set in `env` (default: `os.environ`),
     else for a freshly started embedded server holding a sample sheet.
 
-    `sample` names a CSV in `data/samples/`; `records=N` makes a sheet of N generated
-    records instead. On the real platform pass `sheet_id=` to name the sheet to work on.
+    `sample` names a packaged sample (see `data/samples/README.md`); `records=N` makes a
+    sheet of N generated records instead. On the real platform pass `sheet_id=` to name the
+    sheet to work on.
     """
     env = os.environ if env is None else env
     if not isinstance(env, Mapping):

@@ -76,13 +76,23 @@ def part_data_for(plan: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def split_parent(
-    client: Client, parent_job_id: str, plan: pd.DataFrame, *, run_in_parallel: bool = True
+    client: Client,
+    parent_job_id: str,
+    plan: pd.DataFrame,
+    *,
+    run_in_parallel: bool = True,
+    check_counts: bool = True,
 ) -> pd.DataFrame:
     """Split the parent into one part per plan row; return the plan joined to the part jobs.
 
     The result has the plan's columns plus `job_id`, `status` and `part_execution`.
     An empty plan (a sheet with no records) cannot be split: there is nothing to do, and
     the parent can be settled (completed) directly.
+
+    The plan must cover the records of the parent's sheet (a `sheet` job's `source`),
+    no more and no fewer: parts past the sheet's end would have no records, and records
+    past the plan's end would never be processed. A plan that does not is refused
+    (`ValueError`, nothing split); `check_counts=False` splits it as planned anyway.
 
     Safe to call again, and safe when the split's answer is lost. When the split request
     fails with an error after which the parent may be split after all (no answer, 5xx,
@@ -104,11 +114,14 @@ def split_parent(
     _check_plan(plan)
     non_empty_str("parent_job_id", parent_job_id, what="a job id string")
     boolean("run_in_parallel", run_in_parallel)
+    boolean("check_counts", check_counts)
     if len(plan) == 0:
         raise ValueError(
             "the plan has no parts (the sheet has no records): nothing to split; "
             "settle the parent directly, e.g. settle(client, parent_id, summarize(plan_outcomes))"
         )
+    if check_counts:
+        _check_plan_covers_sheet(client, parent_job_id, plan)
     planned = part_data_for(plan)
     try:
         client.split_job(parent_job_id, planned, run_in_parallel=run_in_parallel)
@@ -121,6 +134,27 @@ def split_parent(
         _check_same_split(parent_job_id, planned, run_in_parallel, parts, exc)
         return join_parts(plan, parts)
     return join_parts(plan, client.list_parts(parent_job_id))
+
+
+def _check_plan_covers_sheet(client: Client, parent_job_id: str, plan: pd.DataFrame) -> None:
+    """ValueError unless the plan's records are the parent's sheet's records."""
+    parent = client.get_job(parent_job_id)
+    if parent.type != "sheet" or not parent.source:
+        return  # only a sheet job names a sheet whose records can be counted
+    total = client.get_counts(parent.source).total
+    planned = int(plan["records"].sum())
+    if planned == total:
+        return
+    if planned > total:
+        harm = f"the parts past record {total:,} would have no records to process"
+    else:
+        harm = f"{total - planned:,} records after the plan's end would never be processed"
+    raise ValueError(
+        f"the plan covers {planned:,} records but sheet {parent.source} has {total:,} "
+        f"(the source of parent job {parent_job_id}): {harm}. Plan from the sheet's count, "
+        f"plan_parts(client.get_counts({parent.source!r}).total, batch_size=...), or pass "
+        "check_counts=False to split as planned anyway"
+    )
 
 
 def _check_same_split(

@@ -23,6 +23,7 @@ Example::
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -197,7 +198,8 @@ def estimate_costs(
     - Both costs unknown: ordinary least squares. It needs at least two distinct
       record counts (a plan has at most two: full parts and the short last one);
       with one, overhead and per-record cost cannot be told apart, so overhead
-      is taken as 0 and ``per_record_s = mean(duration / records)``.
+      is taken as 0 and ``per_record_s = mean(duration / records)``, with a
+      ``UserWarning`` saying so (measure a second batch size, or give the overhead).
     - One cost given: the other is fitted with it held fixed.
     - A negative estimate (noise on a near-zero cost) is clamped to 0 and the
       other cost refitted, since a negative cost would predict negative time.
@@ -210,6 +212,14 @@ def estimate_costs(
         >>> round(costs.per_part_overhead_s, 9), round(costs.per_record_s, 9), costs.estimated
         (0.5, 0.01, True)
     """
+    return _estimate_costs(outcomes, per_part_overhead_s, per_record_s)
+
+
+def _estimate_costs(
+    outcomes: pd.DataFrame, per_part_overhead_s: float | None, per_record_s: float | None
+) -> PartCosts:
+    """`estimate_costs`, one call below both public callers: its warning's stacklevel
+    points at the user's line either way."""
     if not isinstance(outcomes, pd.DataFrame):
         raise TypeError(f"outcomes must be a pandas DataFrame, got {type(outcomes).__name__}")
     missing = [c for c in ("status", "records", "duration_s") if c not in outcomes.columns]
@@ -259,6 +269,16 @@ def estimate_costs(
                 "cannot be estimated; pass per_record_s"
             )
         overhead, per_record = 0.0, float(np.mean(d[positive] / r[positive]))
+        warnings.warn(
+            f"every completed part in outcomes has {int(r[0]):,} records (one batch size): "
+            "the per-part overhead and the per-record cost cannot be separated from one "
+            "batch size, so per_part_overhead_s is taken as 0 and each part's whole time is "
+            "charged to its records, which favours small batches. Measure another batch "
+            "size and pass both runs' outcomes (pd.concat([run_a, run_b])), or pass "
+            "per_part_overhead_s= if you know it",
+            UserWarning,
+            stacklevel=3,
+        )
     return PartCosts(overhead, max(0.0, per_record), estimated=True)
 
 
@@ -340,9 +360,7 @@ def what_if(
             _cost("per_record_s", per_record_s),
         )
     else:
-        costs = estimate_costs(
-            outcomes, per_part_overhead_s=per_part_overhead_s, per_record_s=per_record_s
-        )
+        costs = _estimate_costs(outcomes, per_part_overhead_s, per_record_s)
     overhead, per_record = costs.per_part_overhead_s, costs.per_record_s
 
     # The grid, batch size outer and concurrency inner, as flat arrays.

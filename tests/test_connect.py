@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import re
+import subprocess
+import sys
 import warnings
 import weakref
 from pathlib import Path
@@ -130,3 +133,54 @@ def test_the_embedded_server_is_reached_directly_despite_a_proxy(dead_proxy: Non
 )
 def test_only_loopback_urls_skip_the_proxy(url: str, loopback: bool) -> None:
     assert is_loopback(url) is loopback
+
+
+# -- lifetime: what connect() returns keeps its server ----------------------------------------
+
+
+def test_a_client_taken_from_a_dropped_connection_keeps_working(no_key: None) -> None:
+    client = connect(records=10).client  # the Connection itself is referenced nowhere
+    gc.collect()
+    environments = client.list_environments()
+    assert len(environments) == 1
+    space = client.create_space(name="kept alive")
+    assert client.create_workbook("w", [], space_id=space["id"])["spaceId"] == space["id"]
+
+
+def test_closing_the_connection_stops_its_server(no_key: None) -> None:
+    conn = connect(records=10)
+    client, server = conn.client, conn.server
+    conn.close()
+    assert not server.running
+    with pytest.raises(RuntimeError):
+        client.list_environments()
+
+
+def test_a_dropped_client_and_connection_stop_the_server_when_collected(no_key: None) -> None:
+    client = connect(records=10).client
+    gc.collect()
+    assert client.list_environments()
+    servers = [o for o in gc.get_objects() if type(o).__name__ == "EmbeddedServer" and o.running]
+    server = next(s for s in servers if s.url == client.config.base_url)
+    dropped = weakref.ref(client)
+    del client
+    gc.collect()
+    assert dropped() is None
+    assert not server.running
+
+
+def test_an_unclosed_connection_is_closed_at_interpreter_exit(tmp_path: Path) -> None:
+    script = (
+        "import splitkit\n"
+        "conn = splitkit.connect(records=10)\n"
+        "print(conn.server.store.path, flush=True)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in KEYS}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    database = Path(done.stdout.strip())
+    assert database.parent.name.startswith("splitkit-server-")
+    assert not database.parent.exists()  # the server stopped and removed its temporary database

@@ -5,6 +5,7 @@ from __future__ import annotations
 import doctest
 import math
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -371,7 +372,8 @@ def test_estimate_costs_with_one_record_count_falls_back_to_mean_rate() -> None:
     frame = pd.DataFrame(
         {"status": ["completed"] * 3, "records": [100] * 3, "duration_s": [1.0, 2.0, 3.0]}
     )
-    assert estimate_costs(frame) == PartCosts(0.0, 0.02, estimated=True)
+    with pytest.warns(UserWarning, match="cannot be separated"):
+        assert estimate_costs(frame) == PartCosts(0.0, 0.02, estimated=True)
 
 
 def test_estimate_costs_holds_a_given_cost_fixed() -> None:
@@ -456,3 +458,37 @@ def test_docstring_examples() -> None:
     result = doctest.testmod(splitkit.plan, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0
     assert result.failed == 0
+
+
+# -- costs from runs of one batch size --------------------------------------------------------
+
+
+def _runs(records: list[int], seconds: list[float]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"status": ["completed"] * len(records), "records": records, "duration_s": seconds}
+    )
+
+
+def test_costs_from_a_single_batch_size_say_they_cannot_be_separated() -> None:
+    runs = _runs([500] * 4, [1.0, 1.2, 0.9, 1.1])
+    with pytest.warns(UserWarning, match="cannot be separated") as caught:
+        frame = what_if(10_000, batch_sizes=[100, 1_000], concurrencies=2, outcomes=runs)
+    (warning,) = caught
+    message = str(warning.message)
+    assert "500 records" in message  # what the runs had
+    assert "per_part_overhead_s=" in message  # a way out: give the overhead
+    assert "another batch size" in message  # the other: measure a second size
+    assert warning.filename == __file__  # points at the caller's line
+    assert frame.attrs["per_part_overhead_s"] == 0.0
+    with pytest.warns(UserWarning, match="cannot be separated") as direct:
+        estimate_costs(runs)
+    assert direct[0].filename == __file__
+
+
+def test_costs_from_two_batch_sizes_do_not_warn() -> None:
+    runs = _runs([500, 500, 1_000, 1_000], [1.0, 1.1, 1.9, 2.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        what_if(10_000, batch_sizes=1_000, concurrencies=2, outcomes=runs)
+        estimate_costs(runs)
+        estimate_costs(_runs([500] * 3, [1.0] * 3), per_part_overhead_s=0.2)  # given: no guess

@@ -108,6 +108,11 @@ def dispatch(
         raise TypeError(f"claim must be True, False or a ClaimPolicy, got {claim!r}")
     if executor is not None and not isinstance(executor, Executor):
         raise TypeError(f"executor must be an Executor (run/close), got {executor!r}")
+    # An executor that can refuse a handler up front (ProcessExecutor: not picklable) does
+    # so here, before any part is started.
+    check_handler = getattr(executor, "check_handler", None)
+    if callable(check_handler):
+        check_handler(handler)
     if not (
         isinstance(retry_on, tuple)
         and all(isinstance(t, type) and issubclass(t, BaseException) for t in retry_on)

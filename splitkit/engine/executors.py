@@ -12,6 +12,7 @@ import concurrent.futures
 import contextlib
 import functools
 import inspect
+import pickle
 import threading
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar, runtime_checkable
@@ -143,6 +144,21 @@ class ProcessExecutor(_PoolExecutor):
     def __init__(self, max_workers: int | None = None) -> None:
         _check_workers(max_workers)
         super().__init__(concurrent.futures.ProcessPoolExecutor(max_workers), max_workers)
+
+    def check_handler(self, handler: Handler) -> None:
+        """TypeError when `handler` cannot reach the workers: dispatch() asks before the run,
+        so a lambda fails once, not every part with a PicklingError."""
+        try:
+            pickle.dumps(handler)
+        except Exception as exc:  # PicklingError, AttributeError, TypeError: all "cannot"
+            name = getattr(handler, "__qualname__", None) or repr(handler)
+            raise TypeError(
+                f"handler {name} cannot be pickled ({type(exc).__name__}: {exc}), and a "
+                "ProcessExecutor sends the handler to its worker processes by pickle. Define "
+                "it with def at the module level of an importable module (not a lambda, nor a "
+                "function inside another), or run it in a ThreadExecutor() or the default "
+                "LoopExecutor"
+            ) from exc
 
 
 class DaskExecutor:

@@ -38,12 +38,16 @@ what the server says the part is.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import os
+import threading
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+import tenacity
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -189,7 +193,9 @@ async def run_part(
     """Run one part to its end on the server. Never raises for the part's own trouble."""
     try:
         job = await client.ack_job(
-            spec.job_id, info=f"splitkit: part {spec.index + 1}/{spec.total} started", progress=0
+            spec.job_id,
+            info=f"splitkit: part {spec.index} started ({spec.total} parts, numbered from 0)",
+            progress=0,
         )
     except InvalidTransitionError:  # ended, or waiting: not ours to run
         return await _server_says(client, spec.job_id, 0)
@@ -377,13 +383,13 @@ async def fetch_records(
 def result_as_outcome(result: Any, index: int) -> tuple[str, dict[str, Any]]:
     """What a handler returned, as (message, JobOutcome) for the complete call."""
     if result is None:
-        message = f"Part {index + 1} processed"
+        message = f"Part {index} processed"  # 0-based, as the `part` column
         return message, {"message": message}
     if isinstance(result, str):
         return result, {"message": result}
     if isinstance(result, Mapping):
         outcome = dict(result)
-        message = str(outcome.get("message") or f"Part {index + 1} processed")
+        message = str(outcome.get("message") or f"Part {index} processed")
         outcome["message"] = message
         return message, outcome
     raise TypeError(
@@ -391,9 +397,41 @@ def result_as_outcome(result: Any, index: int) -> tuple[str, dict[str, Any]]:
     )
 
 
+def _package_dir(module: Any) -> str:
+    return os.path.dirname(os.path.abspath(str(module.__file__))) + os.sep
+
+
+# The machinery a handler is called through (splitkit itself, tenacity's retries, the loop,
+# the pools): its frames come before the user's in a traceback and say nothing about why.
+_MACHINERY = (
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep,  # splitkit/
+    _package_dir(tenacity),
+    _package_dir(asyncio),
+    _package_dir(concurrent.futures),
+    os.path.abspath(threading.__file__),
+)
+
+
 def describe_error(exc: BaseException) -> tuple[str, str]:
-    """(one-line error, full traceback) of what a part raised."""
-    return f"{type(exc).__name__}: {exc}", "".join(traceback.format_exception(exc))
+    """(one-line error, traceback) of what a part raised.
+
+    The traceback starts with the user's own frames (the handler and what it called, without
+    the machinery around it) and the error, then "-- full traceback --" and the whole chain.
+    """
+    line = f"{type(exc).__name__}: {exc}"
+    full = "".join(traceback.format_exception(exc))
+    frames = traceback.extract_tb(exc.__traceback__)
+    own = [f for f in frames if not os.path.abspath(f.filename).startswith(_MACHINERY)]
+    if not own:  # nothing of the user's in it (a timeout, a part that could not start)
+        return line, full
+    head = "".join(
+        [
+            "Traceback of the handler (most recent call last):\n",
+            *traceback.format_list(own),
+            *traceback.format_exception_only(exc),
+        ]
+    )
+    return line, f"{head}\n-- full traceback --\n{full}"
 
 
 async def fail_part(client: AsyncClient, job_id: str, error: str) -> Job:

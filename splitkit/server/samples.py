@@ -1,4 +1,8 @@
-"""Sample sheets: contacts from ``data/samples/*.csv`` or N seeded synthetic contacts.
+"""Sample sheets: contacts from the packaged CSV files or N seeded synthetic contacts.
+
+The CSV files ship inside the package (``splitkit/server/sample_data/``, read with
+``importlib.resources``), so a sample loads wherever splitkit is installed;
+``data/samples/README.md`` in the repository points there.
 
 Both share one sheet layout (``CONTACTS_SHEET``) and one rule for cells: an e-mail that does
 not look like one is an invalid cell, and ``lastName`` / ``email`` are required, so every
@@ -8,19 +12,21 @@ sample has some invalid records and its valid and error counts differ.
 from __future__ import annotations
 
 import csv
+import io
 import random
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from typing import Any
 
 from . import records, resources
 from .store import Store
 
-# data/samples/ at the repository root (the package is installed editable)
-SAMPLES_DIR = Path(__file__).resolve().parents[2] / "data" / "samples"
+# Package data: present in a checkout, an editable install and a wheel alike.
+SAMPLES_DIR: Traversable = files(__package__).joinpath("sample_data")
 
 COLUMNS = ("firstName", "lastName", "email", "phone", "company", "country", "signupDate")
 _REQUIRED = [{"type": "required"}]
@@ -123,22 +129,32 @@ def generate_records(count: int, seed: int = 0) -> Iterator[dict[str, Any]]:
     return (contact_cells(row) for row in generate_rows(count, seed))
 
 
-def sample_path(name: str) -> Path:
-    path = SAMPLES_DIR / f"{name}.csv"
+def available_samples() -> list[str]:
+    """The names of the packaged samples (``contacts``, ...), sorted."""
+    return sorted(
+        entry.name.removesuffix(".csv")
+        for entry in SAMPLES_DIR.iterdir()
+        if entry.name.endswith(".csv") and entry.is_file()
+    )
+
+
+def sample_path(name: str) -> Traversable:
+    """The packaged CSV of sample ``name``; FileNotFoundError naming the samples there are."""
+    path = SAMPLES_DIR.joinpath(f"{name}.csv")
     if not path.is_file():
-        found = sorted(p.stem for p in SAMPLES_DIR.glob("*.csv")) if SAMPLES_DIR.is_dir() else []
+        found = ", ".join(repr(n) for n in available_samples()) or "none"
         raise FileNotFoundError(
-            f"sample {name!r} not found: {path} does not exist. Samples are the CSV files in"
-            f" data/samples/ of the splitkit repository (found: {found or 'none'}); install"
-            " splitkit from a checkout (pip install -e .) or pass records=N instead."
+            f"sample {name!r} not found: the samples are {found}; pass one of them, or"
+            " records=N for N generated records"
         )
     return path
 
 
 def load_sample(name: str) -> list[dict[str, Any]]:
-    """The records of ``data/samples/<name>.csv`` (its columns must be the contacts ones)."""
-    with sample_path(name).open(newline="", encoding="utf-8") as handle:
-        return [contact_cells(row) for row in csv.DictReader(handle)]
+    """The records of the packaged sample ``name`` (its columns must be the contacts ones)."""
+    text = sample_path(name).read_text(encoding="utf-8")
+    # newline="": quoted cells may hold line breaks, which csv must see untranslated
+    return [contact_cells(row) for row in csv.DictReader(io.StringIO(text, newline=""))]
 
 
 def create_sample_sheet(

@@ -26,7 +26,8 @@ def split_job(server, client: Client) -> Callable[..., tuple[str, pd.DataFrame]]
         counts = client.get_counts(server.sheet_id)
         plan = plan_parts(total if total is not None else counts.total, batch_size=batch_size)
         parent = start_parent_job(client, server.sheet_id)
-        return parent.id, split_parent(client, parent.id, plan)
+        # total=N plans part of the sheet on purpose
+        return parent.id, split_parent(client, parent.id, plan, check_counts=total is None)
 
     return make
 

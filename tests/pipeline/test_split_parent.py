@@ -102,7 +102,7 @@ def test_split_twice_with_another_plan_is_a_clear_error(
     split_parent(client, parent_id, plan)
     other = plan_parts(total - fewer_records, parts=parts)
     with pytest.raises(SplitMismatchError, match=message) as refused:
-        split_parent(client, parent_id, other)
+        split_parent(client, parent_id, other, check_counts=False)  # another plan, on purpose
     assert isinstance(refused.value, ValueError)
     assert isinstance(refused.value.__cause__, InvalidTransitionError)
     if parts == 4:
@@ -135,3 +135,29 @@ def test_lost_answer_to_a_split_refused_for_another_reason(server, client: Clien
     faults = AnswerFaults(posts_to(f"/jobs/{job.id}/split"), "lost")
     with _lossy_client(server, faults) as lossy, pytest.raises(ConnectionFailedError):
         split_parent(lossy, job.id, _plan(client, server, 2))
+
+
+# -- the plan against the sheet's counts -------------------------------------------------------
+
+
+@pytest.mark.parametrize("extra", [1_000, -500])
+def test_a_plan_that_does_not_cover_the_sheet_is_refused_before_splitting(
+    server, client: Client, parent_id: str, extra: int
+) -> None:
+    total = client.get_counts(server.sheet_id).total
+    plan = plan_parts(total + extra, batch_size=500)
+    with pytest.raises(ValueError) as info:
+        split_parent(client, parent_id, plan)
+    message = str(info.value)
+    assert f"plan covers {total + extra:,} records" in message
+    assert f"sheet {server.sheet_id} has {total:,}" in message
+    assert "check_counts=False" in message  # the way to split as planned anyway
+    assert client.list_parts(parent_id) == []  # nothing was split
+
+
+def test_check_counts_false_splits_as_planned(server, client: Client, parent_id: str) -> None:
+    total = client.get_counts(server.sheet_id).total
+    parts = split_parent(
+        client, parent_id, plan_parts(total // 2, batch_size=500), check_counts=False
+    )
+    assert len(parts) == len(plan_parts(total // 2, batch_size=500))

@@ -174,7 +174,9 @@ def test_generated_records_are_deterministic() -> None:
 
 
 def test_a_missing_sample_fails_with_a_clear_message(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"sample 'nope' not found: .*data/samples"):
+    with pytest.raises(
+        FileNotFoundError, match=r"sample 'nope' not found: the samples are 'contacts'"
+    ):
         EmbeddedServer(db_path=tmp_path / "x.db", sample="nope").start()
 
 
