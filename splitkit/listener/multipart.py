@@ -10,7 +10,8 @@ from typing import Any
 from splitkit._checks import callable_handler, non_empty_str, positive_int, positive_number
 from splitkit.api import AsyncClient, Client, ClientConfig, Event
 from splitkit.engine.executors import Executor, Handler, LoopExecutor
-from splitkit.engine.steps import PartOptions, PartSpec, part_index, run_part
+from splitkit.engine.part_options import PartOptions
+from splitkit.engine.steps import PartSpec, part_index, run_part
 from splitkit.errors import PartLeftOpenError
 from splitkit.listener.polling import Listener
 from splitkit.pipeline import part_data_for
