@@ -24,6 +24,7 @@ from typing import Annotated, Any, cast
 import typer
 from typer.core import TyperGroup
 
+from splitkit.errors import SplitkitError
 from splitkit.plan import MAX_PAGE_SIZE
 
 HOW_TO_CONNECT = (
@@ -41,7 +42,7 @@ _USAGE_ERROR: type[Exception] = next(
 )
 
 
-class UserError(Exception):
+class UserError(SplitkitError):
     """A mistake the user can fix: one line, exit status 2 (the traceback with --debug)."""
 
     exit_code = 2

@@ -16,6 +16,7 @@ Catch ``SplitkitError`` for anything splitkit itself refused or could not do::
     ├── ClaimError                      splitkit.engine.claim: a parent's dispatch claim
     │   ├── ParentClaimedError          another run dispatches the parent
     │   └── ClaimLostError              another run took the parent over
+    ├── UserError                       splitkit.cli: a command-line mistake (exit status 2)
     ├── SettleRefusedError (ValueError) splitkit.errors: settle sent nothing
     └── SplitMismatchError (ValueError) splitkit.errors: split otherwise than planned
 

@@ -19,7 +19,8 @@ import pytest
 from splitkit import Client, ClientConfig, Part
 from splitkit.api import AuthError, Event, Job
 from splitkit.engine.steps import part_index
-from splitkit.listener import Listener, Route, multipart_listener
+from splitkit.listener import Listener, multipart_listener
+from splitkit.listener.routes import Route
 from splitkit.server import EmbeddedServer
 
 

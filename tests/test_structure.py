@@ -105,7 +105,7 @@ def test_the_one_mapping_between_job_and_outcome_statuses() -> None:
 # not a general check: none repeats one of splitkit._checks.
 NOT_ARGUMENT_CHECKS = {
     ("splitkit/api/models.py", "_required"): "reads a wire dict, not an argument",
-    ("splitkit/api/operations.py", "_query_value"): "encodes a query value for the wire",
+    ("splitkit/api/operations/wire.py", "_query_value"): "encodes a query value for the wire",
     ("splitkit/plan.py", "_page_size"): "positive_int plus the records page limit",
     ("splitkit/plan.py", "_positive_ints"): "a list of positive_int",
     ("splitkit/notebook/plots.py", "_check_frame"): "a frame's columns, with a hint",

@@ -5,7 +5,7 @@
     frame = client.get_records(job.source, page_number=1, page_size=1_000)
 
 ``AsyncClient`` has the same methods, awaited. Errors: see ``splitkit.api.errors``.
-This package never imports ``splitkit.server``. The operations core (``operations.py``:
+This package never imports ``splitkit.server``. The operations core (``operations/``:
 ``Operation``, ``Flow``) is internal: import it from its module.
 """
 

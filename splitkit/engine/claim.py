@@ -4,14 +4,8 @@
 would each list the parent's open parts and run them all, so each part's handler would run
 twice. The claim keeps the second one out, built only on what the Flatfile platform offers
 too: the parent job's `metadata`, read with `GET /jobs/{id}` and written with
-`PATCH /jobs/{id}`. The claim sits under one key, next to whatever else is there:
-
-    metadata["splitkitClaim"] = {
-        "host": "build-7", "pid": 4711, "run": "r_3f9c0a1b2d",
-        "machine": "build-7/<boot id>/<pid namespace>",   # same machine = same string
-        "since": "2025-01-01T10:02:03.123Z", "heartbeat": "2025-01-01T10:04:13.456Z",
-        "heartbeat_s": 10.0, "stale_after_s": 30.0,
-    }
+`PATCH /jobs/{id}`. The claim sits under one key, next to whatever else is there
+(`metadata["splitkitClaim"]`; its fields and wire form: `claim_record.py`).
 
 How a run takes it (claim-then-verify):
   1. read the parent; a live claim of another run → `ParentClaimedError` naming its holder;
@@ -55,26 +49,30 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import datetime
 from types import TracebackType
-from typing import Any
 
 from splitkit._checks import positive_number
 from splitkit.api import AsyncClient, Job
 from splitkit.api.errors import ApiError, ConnectionFailedError, NotFoundError
+from splitkit.engine.claim_record import (
+    CLAIM_KEY,
+    Holder,
+    clock_text,
+    machine_id,
+    now_utc,
+    pid_alive,
+)
 from splitkit.engine.controls import Controls
 from splitkit.engine.state import RunState
 from splitkit.errors import SplitkitError
 
 __all__ = [
-    "CLAIM_KEY",
     "ClaimError",
     "ClaimLostError",
     "ClaimPolicy",
-    "Holder",
     "ParentClaim",
     "ParentClaimedError",
     "stop_starting",
@@ -82,7 +80,6 @@ __all__ = [
 
 log = logging.getLogger("splitkit.engine")
 
-CLAIM_KEY = "splitkitClaim"
 # Run ids holding a claim in this process: a claim of this pid with another run id is a
 # leftover (its release failed), not a live run.
 _HELD: set[str] = set()
@@ -90,59 +87,6 @@ _HELD: set[str] = set()
 
 class ClaimError(SplitkitError):
     """The parent's dispatch claim could not be taken or kept."""
-
-
-@dataclass(frozen=True)
-class Holder:
-    """Who holds (or held) a parent's claim, as read from its metadata."""
-
-    host: str
-    pid: int
-    run: str
-    machine: str
-    since: datetime
-    heartbeat: datetime
-    heartbeat_s: float
-    stale_after_s: float
-
-    @property
-    def who(self) -> str:
-        return f"{self.host}:{self.pid} (run {self.run})"
-
-    def age_s(self, now: datetime) -> float:
-        return (now - self.heartbeat).total_seconds()
-
-    def wire(self) -> dict[str, Any]:
-        return {
-            "host": self.host,
-            "pid": self.pid,
-            "run": self.run,
-            "machine": self.machine,
-            "since": _iso(self.since),
-            "heartbeat": _iso(self.heartbeat),
-            "heartbeat_s": self.heartbeat_s,
-            "stale_after_s": self.stale_after_s,
-        }
-
-    @classmethod
-    def from_wire(cls, value: object) -> Holder | None:
-        """The claim in `value`, or None when there is none (released, or not a claim)."""
-        if not isinstance(value, Mapping):
-            return None
-        try:
-            return cls(
-                host=str(value["host"]),
-                pid=int(value["pid"]),
-                run=str(value["run"]),
-                machine=str(value.get("machine", "")),
-                since=_parse(value["since"]),
-                heartbeat=_parse(value["heartbeat"]),
-                heartbeat_s=positive_number("heartbeat_s", value["heartbeat_s"]),
-                stale_after_s=positive_number("stale_after_s", value["stale_after_s"]),
-            )
-        except (KeyError, TypeError, ValueError):
-            log.warning("ignoring a malformed dispatch claim in the parent's metadata: %r", value)
-            return None
 
 
 class ParentClaimedError(ClaimError):
@@ -154,7 +98,7 @@ class ParentClaimedError(ClaimError):
         age = max(holder.age_s(now), 0.0)
         super().__init__(
             f"parent {parent_id} is being dispatched by {holder.who} since "
-            f"{_clock(holder.since, now)}, last heartbeat {age:.0f} s ago; wait for it, "
+            f"{clock_text(holder.since, now)}, last heartbeat {age:.0f} s ago; wait for it, "
             f"or stop it; a claim whose heartbeat is older than {holder.stale_after_s:g} s "
             "is taken over"
         )
@@ -265,7 +209,7 @@ class ParentClaim:
         if parent.is_part:
             return False  # not a parent: the engine says so
         holder = Holder.from_wire(parent.metadata.get(CLAIM_KEY))
-        now = _now()
+        now = now_utc()
         if holder is not None and self._is_live(holder, now):
             raise ParentClaimedError(self.parent_id, holder, now)
         if holder is not None:
@@ -287,7 +231,7 @@ class ParentClaim:
                     f"the claim on parent {self.parent_id} was removed right after it was "
                     "written: another run released or cleared it; dispatch again"
                 )
-            raise ParentClaimedError(self.parent_id, holder, _now())
+            raise ParentClaimedError(self.parent_id, holder, now_utc())
         return True
 
     def _is_live(self, holder: Holder, now: datetime) -> bool:
@@ -298,7 +242,7 @@ class ParentClaim:
         if holder.machine == machine_id():
             if holder.pid == os.getpid() and holder.run not in _HELD:
                 return "it was left by an earlier run of this process"
-            if not _pid_alive(holder.pid):
+            if not pid_alive(holder.pid):
                 return f"its process {holder.pid} on this machine is gone"
         age = holder.age_s(now)
         if age > holder.stale_after_s:
@@ -328,14 +272,14 @@ class ParentClaim:
                 if holder is not None and holder.run != self.run_id:
                     self._lose(
                         f"its claim was taken over by {holder.who} at "
-                        f"{_clock(holder.since, _now())}"
+                        f"{clock_text(holder.since, now_utc())}"
                     )
                     return
                 if holder is None:  # wiped by someone's metadata write: nobody holds it
                     log.warning(
                         "parent %s: its dispatch claim was removed; renewing it", self.parent_id
                     )
-                await self._write(parent, self._mine(policy, _now()), "heartbeat")
+                await self._write(parent, self._mine(policy, now_utc()), "heartbeat")
             except NotFoundError:
                 self._lose("the parent job is gone")
                 return
@@ -397,45 +341,3 @@ def stop_starting(controls: Controls, state: RunState) -> Callable[[str], None]:
                 row.error = f"not started: {reason}"
 
     return stop
-
-
-def machine_id() -> str:
-    """This machine (and pid namespace): pids are comparable only between equal ids."""
-    parts = [socket.gethostname()]
-    with contextlib.suppress(OSError):  # Linux: the boot, and the pid namespace (containers)
-        parts.append(Path("/proc/sys/kernel/random/boot_id").read_text().strip())
-        parts.append(os.readlink("/proc/self/ns/pid"))
-    return "/".join(parts)
-
-
-def _pid_alive(pid: int) -> bool:
-    if os.name != "posix":  # os.kill(pid, 0) would end the process on Windows
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _parse(value: object) -> datetime:
-    if not isinstance(value, str):
-        raise TypeError(f"a timestamp string, got {value!r}")
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
-def _clock(value: datetime, now: datetime) -> str:
-    value = value.astimezone(UTC)
-    fmt = "%H:%M:%S UTC" if value.date() == now.astimezone(UTC).date() else "%Y-%m-%d %H:%M:%S UTC"
-    return value.strftime(fmt)

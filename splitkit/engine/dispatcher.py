@@ -25,9 +25,9 @@ from splitkit.engine.executors import (
     LoopExecutor,
 )
 from splitkit.engine.handle import RunHandle, live_runs, notebook_views
+from splitkit.engine.part_options import TRANSIENT, PartOptions
 from splitkit.engine.progress import RunObserver, TqdmProgress
 from splitkit.engine.state import RunState
-from splitkit.engine.steps import TRANSIENT, PartOptions
 
 __all__ = ["dispatch"]
 

@@ -23,10 +23,10 @@ from splitkit.api.errors import InvalidTransitionError
 from splitkit.engine.claim import ClaimPolicy, ParentClaim, stop_starting
 from splitkit.engine.controls import Controls
 from splitkit.engine.executors import Executor, Handler
+from splitkit.engine.part_options import PartOptions
 from splitkit.engine.progress import RunObserver
 from splitkit.engine.state import PartRow, RunState, utcnow
 from splitkit.engine.steps import (
-    PartOptions,
     PartSpec,
     describe_error,
     outcome_message,

@@ -34,15 +34,16 @@ Threads, and why the code is shaped this way:
   that dispatches many runs keeps no live widgets of ended runs. `close()` does the same on
   request.
 - Throughput and ETA count this run's active time: the clock (`clock=`, injectable) from
-  `run_started`, less every interval the run was paused.
+  `run_started`, less every interval the run was paused (`pace.py`).
+
+What the widgets show (label, counts, error) and the static final view are built as HTML in
+`panel_view.py`; this module wires the widgets, the threads and the run together.
 """
 
 from __future__ import annotations
 
 import asyncio
-import html
 import logging
-import re
 import sys
 import threading
 import time
@@ -55,8 +56,9 @@ from splitkit._checks import positive_int, positive_number
 from splitkit.engine.controls import running_loop
 from splitkit.engine.progress import REDRAW_INTERVAL_S
 from splitkit.engine.state import RunState
+from splitkit.notebook import panel_view as view
 from splitkit.notebook.comms import _unpin_comm, widget_tree
-from splitkit.statuses import OutcomeStatus
+from splitkit.notebook.pace import ActiveTime
 
 if TYPE_CHECKING:
     from splitkit.engine.handle import RunHandle
@@ -64,23 +66,6 @@ if TYPE_CHECKING:
 __all__ = ["ControlPanel"]
 
 log = logging.getLogger("splitkit.notebook")
-
-# Status colours shared with the HTML reprs (reprs.py), so a run looks the same everywhere.
-STATUS_COLORS: dict[str, str] = {
-    OutcomeStatus.PENDING: "#9e9e9e",
-    OutcomeStatus.RUNNING: "#1e88e5",
-    OutcomeStatus.COMPLETED: "#43a047",
-    OutcomeStatus.FAILED: "#e53935",
-    OutcomeStatus.CANCELED: "#fb8c00",
-}
-# The progress bar's colour in the static final view, by the live bar's `bar_style`.
-_BAR_COLORS = {
-    "success": STATUS_COLORS["completed"],
-    "danger": STATUS_COLORS["failed"],
-    "warning": STATUS_COLORS["canceled"],
-    "info": STATUS_COLORS["running"],
-    "": STATUS_COLORS["running"],
-}
 
 
 class ControlPanel:
@@ -109,7 +94,6 @@ class ControlPanel:
         max_concurrency = positive_int("max_concurrency", max_concurrency)
         if not callable(clock):
             raise TypeError(f"clock must be a callable returning seconds, got {clock!r}")
-        self._clock = clock
         self._handle: RunHandle | None = None
         self._state: RunState | None = None
         self._ended_before = 0  # parts ended by earlier runs: not this run's pace
@@ -127,10 +111,7 @@ class ControlPanel:
         self._follow_due = False
         self._muted_thread: int | None = None  # the thread setting the controls to follow
         # This run's active time on `clock`: pauses do not count towards throughput or ETA.
-        self._began: float | None = None
-        self._ended_at: float | None = None
-        self._paused_total = 0.0
-        self._paused_since: float | None = None
+        self._active = ActiveTime(clock)
         self._displays: list[Any] = []  # display handles of display(): the final view goes there
         self._displayed = False  # by display(): then the run's end closes the panel
         self._closed = False
@@ -215,7 +196,7 @@ class ControlPanel:
         # `panel` as a cell's last line shows the widgets, like any ipywidget; once closed,
         # the final view.
         if self._closed:
-            return {"text/html": self.final_html(), "text/plain": _plain(self.label.value)}
+            return {"text/html": self.final_html(), "text/plain": view.plain_text(self.label.value)}
         return self.widget._repr_mimebundle_(**kwargs)
 
     def close(self) -> None:
@@ -336,7 +317,7 @@ class ControlPanel:
         with self._lock:
             self._state = state
             self._ended_before = state.ended
-            self._began = self._clock()
+            self._active.start()
             self._track_pause()
         self._notice_controls()
         self._draw()
@@ -370,8 +351,7 @@ class ControlPanel:
                 self._trailing = None
             self._state = state
             self._finished = True
-            self._track_pause()  # closes a pause still open: the run's time ends here
-            self._ended_at = self._clock()
+            self._active.finish()  # closes a pause still open: the run's time ends here
             if error is not None:
                 self._run_error = f"{type(error).__name__}: {error}"
             displayed = self._displayed
@@ -385,22 +365,7 @@ class ControlPanel:
     def _track_pause(self) -> None:
         """Note when the run was paused and resumed (under the lock, on every notice)."""
         handle = self._handle
-        paused = handle is not None and handle.controls.paused and not self._finished
-        if paused and self._paused_since is None:
-            self._paused_since = self._clock()
-        elif not paused and self._paused_since is not None:
-            self._paused_total += self._clock() - self._paused_since
-            self._paused_since = None
-
-    def _active_s(self) -> float:
-        """This run's time so far, less its pauses."""
-        if self._began is None:
-            return 0.0
-        end = self._ended_at if self._ended_at is not None else self._clock()
-        paused = self._paused_total
-        if self._paused_since is not None:
-            paused += end - self._paused_since
-        return max(end - self._began - paused, 0.0)
+        self._active.track(handle is not None and handle.controls.paused and not self._finished)
 
     # -- drawing -------------------------------------------------------------------------
     def _trailing_draw(self) -> None:
@@ -422,107 +387,36 @@ class ControlPanel:
             with self.bar.hold_sync():  # one comm message for the three traits
                 self.bar.max = max(total, 1)
                 self.bar.value = ended
-                self.bar.bar_style = self._bar_style(tally)
-            self.label.value = self._label(state, tally, ended, total)
-            self.counts.value = self._counts(tally)
-            last_error = self._run_error or state.last_error
-            self.error.value = (
-                f'<span style="color:{STATUS_COLORS["failed"]}">last error: '
-                f"{html.escape(last_error)}</span>"
-                if last_error
-                else ""
+                self.bar.bar_style = view.bar_style(tally, finished=self._finished)
+            self.label.value = view.label_html(
+                self._phase(tally),
+                state,
+                tally,
+                ended,
+                total,
+                active_s=self._active.seconds(),
+                ended_before=self._ended_before,
             )
+            self.counts.value = view.counts_html(tally)
+            self.error.value = view.error_html(self._run_error or state.last_error)
 
     def _phase(self, tally: dict[str, int] | None) -> str:
         handle = self._handle
-        stopped = handle is not None and handle.controls.stopped
-        if self._finished:
-            if self._run_error:
-                return "stopped"
-            if tally and tally["canceled"]:
-                return "canceled"
-            if stopped and tally and tally["pending"]:
-                return "stopped"  # stopped here: the rest stay open for the next run
-            return "done"
-        if handle is not None and handle.controls.cancelled:
-            return "canceling"
-        if stopped:
-            return "stopping"
-        if handle is not None and handle.controls.paused:
-            return "paused"
-        return "running" if self._state is not None else "starting"
-
-    def _bar_style(self, tally: dict[str, int]) -> str:
-        if tally["failed"]:
-            return "danger"
-        if tally["canceled"]:
-            return "warning"
-        if self._finished:
-            return "warning" if tally["pending"] else "success"
-        return "info"
-
-    def _label(self, state: RunState, tally: dict[str, int], ended: int, total: int) -> str:
-        phase = self._phase(tally)
-        parts = f"<b>{ended:,}</b>/{total:,} parts"
-        records = f"{state.records_done:,}/{state.records_total:,} records"
-        active = self._active_s()
-        done_records = state.records_done - state.records_done_before
-        rate = f"{done_records / max(active, 1e-9):,.0f} rec/s"
-        eta = self._eta(tally, ended, phase, active)
-        return f"<b>{phase}</b> · {parts} · {records} · {rate} · ETA {eta}"
-
-    def _eta(self, tally: dict[str, int], ended: int, phase: str, active: float) -> str:
-        if phase in {"done", "canceled", "stopped"}:
-            return "0s"
-        if phase in {"paused", "canceling", "stopping"}:
-            return phase
-        done_now = ended - self._ended_before
-        if done_now <= 0:
-            return "–"
-        # Parts, not records: failed and canceled parts count as progress too.
-        left = tally["pending"] + tally["running"]
-        return _duration(left * active / done_now)
-
-    def _counts(self, tally: dict[str, int]) -> str:
-        cells = [
-            f'<span class="splitkit-count-{status}" style="color:{color}">'
-            f"{status} <b>{tally[status]:,}</b></span>"
-            for status, color in STATUS_COLORS.items()
-        ]
-        return " · ".join(cells)
+        return view.phase(
+            tally,
+            None if handle is None else handle.controls,
+            started=self._state is not None,
+            finished=self._finished,
+            run_error=self._run_error,
+        )
 
     def _snapshot(self) -> str:
-        """The panel's drawn state as static HTML, with the same class names as the live
-        widgets (so what reads the page reads both alike)."""
-        fraction = self.bar.value / max(self.bar.max, 1)
-        color = _BAR_COLORS.get(self.bar.bar_style, STATUS_COLORS["running"])
-        bar = (
-            '<div class="splitkit-bar" title="parts" style="display:inline-block;width:12em;'
-            'height:0.9em;background:#e0e0e0;border-radius:2px;vertical-align:middle">'
-            f'<div style="width:{fraction:.1%};height:100%;background:{color};'
-            'border-radius:2px"></div></div>'
+        """The panel's drawn state as static HTML (see `panel_view.py`)."""
+        return view.final_html(
+            value=self.bar.value,
+            max_value=self.bar.max,
+            bar_style=self.bar.bar_style,
+            label=self.label.value,
+            counts=self.counts.value,
+            error=self.error.value,
         )
-        return (
-            '<div class="splitkit-panel splitkit-panel-final" style="line-height:1.8">'
-            f'<div>{bar} <span class="splitkit-label">{self.label.value}</span></div>'
-            f'<div class="splitkit-counts">{self.counts.value}</div>'
-            f'<div class="splitkit-error">{self.error.value}</div>'
-            "</div>"
-        )
-
-
-def _plain(label_html: str) -> str:
-    """The label without its tags, for a text-only front end."""
-    return html.unescape(re.sub(r"<[^>]+>", "", label_html))
-
-
-def _duration(seconds: float) -> str:
-    """12s, 3m 04s, 1h 02m: short enough for a progress label."""
-    whole = round(seconds)
-    if whole < 60:
-        return f"{whole}s"
-    minutes, secs = divmod(whole, 60)
-    if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"

@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # only for annotations: importing matplotlib here would make 
 __all__ = ["plot_durations", "plot_throughput", "plot_timeline", "plot_what_if"]
 
 # One colour per ended status, the same in every plot and as in the control panel and the
-# HTML reprs (splitkit.notebook.panel.STATUS_COLORS; a test keeps them equal), so a run looks
+# HTML reprs (splitkit.notebook.panel_view.STATUS_COLORS; a test keeps them equal), so a run looks
 # the same everywhere. Copied, not imported: plots should not load ipywidgets.
 STATUS_COLORS: dict[str, str] = {
     OutcomeStatus.COMPLETED: "#43a047",

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from splitkit._checks import instance_of
-from splitkit.notebook.panel import STATUS_COLORS
+from splitkit.notebook.panel_view import STATUS_COLORS
 from splitkit.statuses import SUMMARY_COUNTS, OutcomeStatus
 
 if TYPE_CHECKING:

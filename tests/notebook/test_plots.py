@@ -105,7 +105,7 @@ def test_timeline_has_one_bar_per_part_in_worker_lanes(run_outcomes: pd.DataFram
 
 
 def test_timeline_colours_match_the_control_panel() -> None:
-    from splitkit.notebook.panel import STATUS_COLORS as PANEL_COLORS
+    from splitkit.notebook.panel_view import STATUS_COLORS as PANEL_COLORS
 
     for status, color in plots_module.STATUS_COLORS.items():
         assert PANEL_COLORS[status] == color

@@ -24,7 +24,8 @@ from splitkit.api.errors import (
     NotFoundError,
 )
 from splitkit.engine import steps
-from splitkit.engine.steps import PartOptions, most_requests
+from splitkit.engine.part_options import PartOptions
+from splitkit.engine.steps import most_requests
 from splitkit.pipeline import SplitMismatchError
 
 

@@ -29,7 +29,8 @@ import pytest
 import splitkit
 from splitkit import AsyncClient, Client, Part, dispatch
 from splitkit.engine import ClaimLostError, ClaimPolicy, ParentClaimedError
-from splitkit.engine.claim import CLAIM_KEY, ParentClaim, machine_id
+from splitkit.engine.claim import ParentClaim
+from splitkit.engine.claim_record import CLAIM_KEY, machine_id
 
 # Short delays keep the tests fast; the two-process race uses the defaults.
 QUICK = ClaimPolicy(heartbeat_s=0.2, verify_s=0.2)

@@ -21,7 +21,8 @@ from splitkit import (
     split_parent,
     start_parent_job,
 )
-from splitkit.engine.steps import PartOptions, most_requests
+from splitkit.engine.part_options import PartOptions
+from splitkit.engine.steps import most_requests
 
 
 class FaultyTransport(httpx.AsyncBaseTransport):

@@ -1,62 +1,26 @@
-"""The same flow, event-driven: a `Listener` polls the events API and calls handlers.
-
-    listener = Listener(config)
-
-    @listener.on("job:ready", job="sheet:submitLargeSheet", is_part=True)
-    async def process(event, client): ...
-
-    listener.run_forever()   # or listener.start() / listener.stop() from a notebook
-
-`multipart_listener()` registers the seed's two listeners in one call: the parent's
-`job:ready` splits it from a plan, each part's `job:ready` runs your handler on its
-records, and the parent's `job:parts-completed` settles it from the summary counts.
-
-Delivery is at least once (like Flatfile's own polling driver): within one run an event
-is handed to the handlers once, and it is acknowledged on the server once every handler
-for it succeeded, so a restarted listener does not redo it. On start a listener first
-drains the backlog, the events nobody acknowledged (those that came while no listener
-ran, and those whose handler failed), then follows new events. An event whose handler
-raised is not acknowledged (unless `ack_failed=True`): the next listener to start
-handles it again.
-
-The cursor. The embedded server numbers its events (an integer `sequence` on each, and
-`GET /events?afterSequence=N` lists the events after N in that order). When events carry
-a sequence, the listener pages by it: it never reads an event twice, however many events
-share one timestamp (a split writes all its parts' events in one millisecond).
-
-The fallback, for a server without sequences (the real platform): each poll asks for
-the events `since` the newest one seen minus `overlap` (default 5 s), so events that
-become visible a little late are still found, and every event id seen inside that
-window is kept and skipped when read again (pruned by event time, never by count), so
-nothing inside the window is handed over twice. Its limits: an event that becomes
-visible more than `overlap` after a newer event was seen is missed (by this listener;
-unacknowledged, it is in the next listener's backlog); memory and each poll's reading
-grow with the number of events inside the window (a 25,000-part split is re-read on
-every poll until newer events move the window on); and the backlog is paged by page
-number, so another listener acknowledging events while it is read can shift an event
-past this listener's view (the next start's backlog has it).
+"""The polling `Listener`: reads the events API, queues what is new, runs the handlers
+and acknowledges what they handled.
 
 Work: a fixed pool of `concurrency` worker tasks takes events from a bounded queue;
 the poller waits while the queue is full, so a large backlog is never materialised as
 tasks. Handler errors are kept in `errors`, the latest `max_errors` of them. A 401/403
 (`AuthError`) from the events API stops the listener: it is logged once and raised
 from `run()` (kept in `failure` for `start()`); retrying a refused token cannot help.
+
+Which events are new is the cursor's (`cursor.py`); which handlers an event goes to, the
+routes' (`routes.py`). Delivery is at least once: see the package docstring.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fnmatch
-import heapq
 import inspect
 import logging
 import threading
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from splitkit._checks import (
     boolean,
@@ -67,108 +31,18 @@ from splitkit._checks import (
     positive_number,
 )
 from splitkit.api import AsyncClient, AuthError, Client, ClientConfig, Event
-from splitkit.engine.executors import Executor, Handler, LoopExecutor
-from splitkit.engine.steps import (
-    PartOptions,
-    PartSpec,
-    describe_error,
-    part_index,
-    run_part,
-)
-from splitkit.errors import PartLeftOpenError
-from splitkit.pipeline import part_data_for
-from splitkit.plan import MAX_PAGE_SIZE, plan_parts
-from splitkit.settlement import asettle
-from splitkit.summary import summarize
+from splitkit.engine.steps import describe_error
+from splitkit.listener.cursor import Cursor
+from splitkit.listener.routes import EventHandler, HandlerError, Route
 
-__all__ = ["HandlerError", "Listener", "multipart_listener"]
+__all__ = ["Listener"]
 
+# The package's name, as before the split: log filters and tests select on it.
 log = logging.getLogger("splitkit.listener")
 
-EventHandler = Callable[[Event, AsyncClient], Awaitable[Any] | Any]
 EVENTS_PAGE_SIZE = 1_000  # the events API's largest page
 DEFAULT_OVERLAP_S = 5.0  # as Flatfile's own polling driver (since = now - 5 s)
 DEFAULT_MAX_ERRORS = 1_000
-
-
-def event_sequence(event: Event) -> int | None:
-    """The event's `sequence` (the embedded server's cursor), or None (the real platform)."""
-    value = event.raw.get("sequence")
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-@dataclass(frozen=True)
-class Route:
-    topics: tuple[str, ...]
-    handler: EventHandler
-    job: str | None = None
-    is_part: bool | None = None
-
-    def matches(self, event: Event) -> bool:
-        if not any(fnmatch.fnmatchcase(event.topic, topic) for topic in self.topics):
-            return False
-        payload = event.payload or {}
-        if self.job is not None and not fnmatch.fnmatchcase(str(payload.get("job", "")), self.job):
-            return False
-        # As in @flatfile/listener: a filter on isPart needs the key present with that value.
-        return self.is_part is None or payload.get("isPart") is self.is_part
-
-
-@dataclass
-class HandlerError:
-    """A handler's failure on one event, kept in `Listener.errors`."""
-
-    event_id: str
-    topic: str
-    error: str
-    traceback: str = field(repr=False)
-
-
-class _Cursor:
-    """Where the next read starts, and whether an event read is new (see the module doc).
-
-    With sequences: `after` (exclusive) moves to each new event's sequence, and anything
-    at or before it is old. Without: `since` (exclusive) trails the newest event polled by
-    `overlap`; `_seen` holds every id created after `since`, pruned as `since` moves on, so
-    an id is forgotten only once no read can return it again.
-    """
-
-    def __init__(self, since: datetime, overlap: timedelta, use_sequence: bool) -> None:
-        self.since = since
-        self.after: int | None = None
-        self._overlap = overlap
-        self._use_sequence = use_sequence
-        self._seen: set[str] = set()
-        self._by_time: list[tuple[datetime, str]] = []  # a heap: the oldest pruned first
-
-    def sequence(self, event: Event) -> int | None:
-        return event_sequence(event) if self._use_sequence else None
-
-    def admit(self, event: Event) -> bool:
-        """True the first time an event is read (the caller hands it over)."""
-        sequence = self.sequence(event)
-        if sequence is not None:
-            if self.after is not None and sequence <= self.after:
-                return False
-            self.after = sequence
-            return True
-        if event.id in self._seen:
-            return False
-        self._seen.add(event.id)
-        heapq.heappush(self._by_time, (event.created_at, event.id))
-        return True
-
-    def advance(self, newest: datetime | None) -> None:
-        """After a poll (never between its pages, which share one `since`)."""
-        if newest is not None:
-            self.since = max(self.since, newest - self._overlap)
-        while self._by_time and self._by_time[0][0] <= self.since:
-            self._seen.discard(heapq.heappop(self._by_time)[1])
-
-    @property
-    def remembered(self) -> int:
-        """How many ids the fallback keeps (tests read it: bounded by the window)."""
-        return len(self._seen)
 
 
 class Listener:
@@ -196,7 +70,7 @@ class Listener:
 
     The cursor: the server's event `sequence` when it has one; `use_sequence=False`
     forces the fallback, a `since` cursor re-reading the last `overlap` seconds with every
-    id inside that window remembered (see the module docstring for its limits).
+    id inside that window remembered (see `cursor.py` for its limits).
 
     `page_size` is the events read per request (at most 1,000).
 
@@ -256,7 +130,7 @@ class Listener:
         self.polls = 0  # reads of the events, backlog included (a busy loop shows here)
         self.failure: BaseException | None = None  # what ended the last run, if anything
         self._since = since
-        self._cursor: _Cursor | None = None
+        self._cursor: Cursor | None = None
         self._fatal: AuthError | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -299,7 +173,7 @@ class Listener:
         self._fatal = None
         # The cursor starts before the backlog is read, so an event that comes while the
         # backlog drains is seen by the polling below (and recognised if both see it).
-        cursor = _Cursor(
+        cursor = Cursor(
             self._since or datetime.now(UTC) - timedelta(seconds=1),
             self.overlap,
             self.use_sequence,
@@ -331,7 +205,7 @@ class Listener:
     async def _follow(
         self,
         client: AsyncClient,
-        cursor: _Cursor,
+        cursor: Cursor,
         queue: asyncio.Queue[Event],
         stopping: Callable[[], bool],
     ) -> None:
@@ -356,7 +230,7 @@ class Listener:
     async def _queue(
         self,
         queue: asyncio.Queue[Event],
-        cursor: _Cursor,
+        cursor: Cursor,
         events: list[Event],
         stopping: Callable[[], bool],
     ) -> int | None:
@@ -375,7 +249,7 @@ class Listener:
     async def _poll(
         self,
         client: AsyncClient,
-        cursor: _Cursor,
+        cursor: Cursor,
         queue: asyncio.Queue[Event],
         stopping: Callable[[], bool],
     ) -> int:
@@ -413,7 +287,7 @@ class Listener:
     async def _drain_backlog(
         self,
         client: AsyncClient,
-        cursor: _Cursor,
+        cursor: Cursor,
         queue: asyncio.Queue[Event],
         stopping: Callable[[], bool],
     ) -> None:
@@ -519,78 +393,3 @@ class Listener:
                 self._fatal = self._fatal or exc
             except Exception as exc:
                 log.warning("could not acknowledge event %s: %s", event.id, exc)
-
-
-def multipart_listener(
-    client: Client | AsyncClient | ClientConfig,
-    handler: Handler,
-    *,
-    batch_size: int = 1000,
-    job: str = "sheet:submitLargeSheet",
-    timeout: float | None = None,
-    executor: Executor | None = None,
-    **listener_options: Any,
-) -> Listener:
-    """The seed's flow as one listener: split parents, process parts, settle parents.
-
-    `batch_size` (at most `MAX_PAGE_SIZE`, one records page) sizes the parts; `job` is the
-    parent job's `<type>:<operation>`; `timeout` bounds each handler call; the other
-    keyword arguments go to `Listener`.
-
-    A part that cannot be run to its end here (its ack or page cannot get through, or its
-    end cannot be delivered within the delivery window) is left open on the server and its
-    event raises `PartLeftOpenError`: the event stays unacknowledged, so the next listener
-    to start runs the part from its backlog. A part fails only because the handler did.
-    """
-    batch_size = positive_int("batch_size", batch_size)
-    if batch_size > MAX_PAGE_SIZE:
-        raise ValueError(
-            f"batch_size must be at most {MAX_PAGE_SIZE:,} (the records page limit), "
-            f"got {batch_size!r}"
-        )
-    callable_handler(handler)
-    non_empty_str("job", job, what="a job name like 'sheet:submitLargeSheet'")
-    if timeout is not None:
-        positive_number("timeout", timeout)
-    if executor is not None and not isinstance(executor, Executor):
-        raise TypeError(f"executor must be an Executor (run/close), got {executor!r}")
-    listener = Listener(client, **listener_options)
-    run_on = executor or LoopExecutor()
-    part_options = PartOptions(timeout_s=timeout)
-
-    @listener.on("job:ready", job=job, is_part=False)
-    async def split_parent_job(event: Event, api: AsyncClient) -> None:
-        parent_id = str(event.context["jobId"])
-        sheet_id = str(event.context.get("sheetId") or (await api.get_job(parent_id)).source)
-        counts = await api.get_counts(sheet_id)
-        await api.ack_job(parent_id, info="Splitting job", progress=10)
-        plan = plan_parts(counts.total, batch_size=batch_size)
-        if len(plan) == 0:
-            await api.complete_job(parent_id, message="The sheet has no records: nothing to do")
-            return
-        await api.split_job(parent_id, part_data_for(plan))
-        await api.ack_job(parent_id, info=f"Job split into {len(plan)} parts", progress=20)
-
-    @listener.on("job:ready", job=job, is_part=True)
-    async def process_part(event: Event, api: AsyncClient) -> None:
-        part_job = await api.get_job(str(event.context["jobId"]))
-        spec = PartSpec(
-            job_id=part_job.id,
-            parent_id=str(part_job.parent_id),
-            index=part_index(part_job),
-            total=int((part_job.part_data or {}).get("total", 0)),
-        )
-        # The same core as dispatch(): retries, timeout, and the outcome on the server.
-        result = await run_part(api, spec, handler, run_on, part_options)
-        if result.status == "pending":
-            # Not started or its end not delivered: raising keeps the event unacknowledged,
-            # so the part is run by the next listener's backlog instead of being forgotten.
-            raise PartLeftOpenError(f"part {part_job.id} left open: {result.error}")
-
-    @listener.on("job:parts-completed", job=job, is_part=False)
-    async def settle_parent(event: Event, api: AsyncClient) -> None:
-        parent_id = str(event.context["jobId"])
-        summary = summarize(parts_completed=event.payload, parent_id=parent_id)
-        await asettle(api, parent_id, summary)
-
-    return listener
