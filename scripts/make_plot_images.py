@@ -32,7 +32,7 @@ from splitkit import (
     summarize,
     what_if,
 )
-from splitkit.connect import connect
+from splitkit.connection import connect
 from splitkit.notebook import (
     plot_durations,
     plot_throughput,

@@ -23,7 +23,7 @@ from splitkit.api import (
     ServerError,
     SplitkitError,
 )
-from splitkit.connect import Connection, connect
+from splitkit.connection import Connection, connect
 from splitkit.engine import (
     ClaimLostError,
     ClaimPolicy,

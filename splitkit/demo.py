@@ -11,7 +11,7 @@ from typing import Any, TextIO
 
 import pandas as pd
 
-from splitkit.connect import connect
+from splitkit.connection import connect
 from splitkit.engine import Part, dispatch
 from splitkit.pipeline import split_parent, start_parent_job
 from splitkit.plan import plan_parts

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
+import pkgutil
 import re
 import subprocess
 import sys
@@ -163,3 +165,15 @@ def test_no_package_face_exports_an_internal(face: str) -> None:
     namespace: dict[str, object] = {}
     exec(f"from {face} import *", namespace)
     assert not set(namespace) & INTERNALS, f"from {face} import * gives internals"
+
+
+def test_no_public_function_shadows_a_submodule() -> None:
+    # `import splitkit.X.Y as m` resolves the attribute X first: a function named like a
+    # submodule hides it (as `splitkit.dispatch` once hid the engine package).
+    modules = {info.name for info in pkgutil.iter_modules(splitkit.__path__)}
+    shadowed = sorted(
+        name
+        for name in modules
+        if hasattr(splitkit, name) and not inspect.ismodule(getattr(splitkit, name))
+    )
+    assert not shadowed, f"splitkit attributes that hide a submodule: {shadowed}"

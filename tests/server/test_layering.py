@@ -109,7 +109,7 @@ LAYERS: list[set[str]] = [
     {"engine"},  # dispatch: runs the parts
     {"listener", "retry"},  # flows over the engine
     {"notebook"},  # views of a run: builds on the engine, never the reverse
-    {"connect", "demo", "cli"},  # entry points: need client and server
+    {"connection", "demo", "cli"},  # entry points: need client and server
     {"splitkit"},  # the package face: re-exports, wires the notebook's views into the engine
 ]
 SIBLINGS: set[tuple[str, str]] = {
@@ -118,7 +118,7 @@ SIBLINGS: set[tuple[str, str]] = {
     ("summary", "outcomes"),
     ("settlement", "outcomes"),
     ("settlement", "summary"),
-    ("demo", "connect"),
+    ("demo", "connection"),
     ("cli", "demo"),
 }
 
