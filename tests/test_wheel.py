@@ -84,9 +84,12 @@ def test_connect_uses_the_packaged_sample_outside_the_checkout(
 ) -> None:
     bin_dir, away, _ = installed
     script = (
-        "import sys, splitkit\n"
+        "import os, sys, splitkit\n"
         "print(splitkit.__file__)\n"
-        "print([p for p in sys.path if p.startswith(sys.argv[1])])\n"
+        # The checkout's root (whose splitkit/ would shadow the installed one), not the
+        # venv that may live inside it.
+        "root = os.path.realpath(sys.argv[1])\n"
+        "print([p for p in sys.path if os.path.realpath(p or os.getcwd()) == root])\n"
         "with splitkit.connect() as conn:\n"
         "    print(conn.client.get_counts(conn.sheet_id).total)\n"
     )
