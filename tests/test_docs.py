@@ -65,7 +65,9 @@ def code_blocks(page: Path) -> list[Block]:
         assert token.map is not None
         language = token.info.split()[0] if token.info.strip() else ""
         previous = tokens[index - 1] if index else None
-        mark = NOT_RUN.search(previous.content) if previous and previous.type == "html_block" else None
+        mark = (
+            NOT_RUN.search(previous.content) if previous and previous.type == "html_block" else None
+        )
         blocks.append(
             Block(
                 page=page,
@@ -95,6 +97,7 @@ def test_every_code_block_of_the_page_runs(
 ) -> None:
     for name in FLATFILE_VARIABLES:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MPLBACKEND", "Agg")  # plots draw to files, never a window
     monkeypatch.chdir(tmp_path)  # files a page writes (exports) land here
     blocks = code_blocks(page)
     unlabelled = [block.where for block in blocks if not block.language]
