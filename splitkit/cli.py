@@ -262,6 +262,7 @@ def listen(
     failed) to stderr, one line each.
     """
     import logging
+
     from splitkit.api import AuthError, ClientConfig
     from splitkit.listener import multipart_listener
 
