@@ -247,11 +247,22 @@ def listen(
     job: Annotated[str, typer.Option(help="The parent jobs to handle, as type:operation.")] = (
         "sheet:submitLargeSheet"
     ),
+    concurrency: Annotated[
+        int, typer.Option(min=1, help="Events (so parts) handled at once.")
+    ] = 16,
+    timeout: Annotated[
+        float | None,
+        typer.Option(min=0.001, help="Seconds one handler call may take (default: no limit)."),
+    ] = None,
 ) -> None:
     """Run the event-driven flow until Ctrl-C: split parents, process parts, settle parents.
 
-    Connects with FLATFILE_API_KEY / FLATFILE_API_URL / FLATFILE_ENVIRONMENT_ID.
+    Connects with FLATFILE_API_KEY / FLATFILE_API_URL / FLATFILE_ENVIRONMENT_ID. Logs
+    warnings and errors (a failed handler, an event left unacknowledged, a poll that
+    failed) to stderr, one line each.
     """
+    import logging
+
     from splitkit.api import AuthError, ClientConfig
     from splitkit.listener import multipart_listener
 
@@ -262,7 +273,17 @@ def listen(
         config = ClientConfig.from_env()
     except ValueError as exc:
         raise UserError(f"{exc}; {HOW_TO_CONNECT}") from exc
-    listener = multipart_listener(config, function, batch_size=batch_size, job=job)
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    listener = multipart_listener(
+        config,
+        function,
+        batch_size=batch_size,
+        job=job,
+        concurrency=concurrency,
+        timeout=timeout,
+    )
     typer.echo(f"listening for {job} at {config.base_url} (Ctrl-C stops)")
     try:
         listener.run_forever()

@@ -56,3 +56,17 @@ def http(server: EmbeddedServer) -> Iterator[httpx.Client]:
 def fresh_http(fresh_server: EmbeddedServer) -> Iterator[httpx.Client]:
     with api_client(fresh_server) as client:
         yield client
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """tests/test_docs.py: how many code blocks of each page were shown but not run."""
+    import sys
+
+    docs = sys.modules.get("tests.test_docs") or sys.modules.get("test_docs")
+    counts: dict[str, list[str]] = getattr(docs, "NOT_RUN_COUNTS", {})
+    if counts:
+        terminalreporter.section("docs: code blocks not run, per page")
+        for page, blocks in counts.items():
+            terminalreporter.write_line(f"{page}: {len(blocks)} not run")
+            for block in blocks:
+                terminalreporter.write_line(f"    {block}")

@@ -29,6 +29,7 @@ import email.utils
 import ipaddress
 import logging
 import random
+import re
 import time
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -59,6 +60,7 @@ log = logging.getLogger("splitkit.api")
 # Generous: the dispatch engine runs many parts at once over one client.
 POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
 _SNIPPET = 300
+_SUBSTRING_MIN = 8  # a shorter token is redacted only where it stands alone (see _redact)
 
 
 def is_loopback(url: str) -> bool:
@@ -217,14 +219,21 @@ class BaseClient:
         return ConnectionFailedError(
             op.method,
             url,
-            self._redact(reason),
+            reason,  # built here from the transport's error: it never holds the token
             request_sent=failure.sent,
             maybe_processed=failure.sent and not op.idempotent,
         )
 
     def _redact(self, text: str) -> str:
-        # A server might echo the Authorization header back; never let it into a message.
-        return text.replace(self._config.token, "***")
+        """Hide the token in text the *server* sent (it might echo the Authorization
+        header). Messages the client builds never hold the token in the first place.
+
+        A short token (under `_SUBSTRING_MIN` characters, a test's `t`) is replaced only
+        where it stands alone: as a substring it would mangle every word ("canno*")."""
+        token = self._config.token
+        if len(token) >= _SUBSTRING_MIN:
+            return text.replace(token, "***")
+        return re.sub(rf"(?<![\w-]){re.escape(token)}(?![\w-])", "***", text)
 
     def _redact_body(self, body: Any) -> Any:
         """An error body with the token replaced in every string, keys and nested values too."""

@@ -104,8 +104,15 @@ class ClientConfig:
                 "FLATFILE_API_KEY (or FLATFILE_BEARER_TOKEN) must be set to read the config "
                 "from the environment"
             )
-        url = env.get("FLATFILE_API_URL") or PRODUCTION_URL
-        url = url.strip().rstrip("/")
+        typed = env.get("FLATFILE_API_URL")
+        url = (typed or PRODUCTION_URL).strip().rstrip("/")
+        parts = urlsplit(url)
+        if typed and (parts.scheme not in ("http", "https") or not parts.netloc):
+            # Checked before /v1 is added: the message shows what the user typed.
+            raise ValueError(
+                f"FLATFILE_API_URL must be an http(s) URL like https://api.x.flatfile.com, "
+                f"got {typed!r}"
+            )
         if not url.endswith("/v1"):
             url += "/v1"
         return cls(

@@ -6,7 +6,7 @@ import pickle
 
 import pytest
 
-from splitkit.api import AsyncClient, Client, ClientConfig, RetryPolicy
+from splitkit.api import AsyncClient, Client, ClientConfig, ConnectionFailedError, RetryPolicy
 from splitkit.api.config import PRODUCTION_URL
 
 SECRET = "sk_live_do_not_print_me"
@@ -150,3 +150,30 @@ def test_from_config_rejects_other_things() -> None:
 def test_config_pickles_for_process_executors() -> None:
     config = ClientConfig("http://h/v1", SECRET, retry=RetryPolicy(attempts=2))
     assert pickle.loads(pickle.dumps(config)) == config
+
+
+@pytest.mark.parametrize("typed", ["not-a-url", "ftp://h", "http://"])
+def test_from_env_reports_the_url_as_typed(typed: str) -> None:
+    with pytest.raises(ValueError) as info:
+        ClientConfig.from_env({"FLATFILE_API_KEY": SECRET, "FLATFILE_API_URL": typed})
+    message = str(info.value)
+    assert message.startswith("FLATFILE_API_URL must be an http(s) URL")
+    assert message.endswith(f"got {typed!r}")  # not 'not-a-url/v1'
+    assert SECRET not in message
+
+
+@pytest.mark.parametrize("token", ["t", "connect", "o"])
+def test_a_short_token_does_not_mangle_messages(token: str) -> None:
+    # Port 9 (discard) on loopback: refused. The message is built by the client and
+    # never held the token, so nothing in it is replaced.
+    config = ClientConfig("http://127.0.0.1:9/v1", token, retry=RetryPolicy(attempts=1))
+    with Client.from_config(config) as client, pytest.raises(ConnectionFailedError) as info:
+        client.get_job("us_jb_1")
+    assert "cannot connect" in str(info.value)
+    assert "***" not in str(info.value)
+
+
+def test_a_short_token_echoed_by_the_server_is_still_hidden_where_it_stands_alone() -> None:
+    with Client("http://127.0.0.1:9/v1", "t") as client:
+        redacted = client._redact('{"auth": "Bearer t", "note": "cannot connect to t."}')
+    assert redacted == '{"auth": "Bearer ***", "note": "cannot connect to ***."}'
