@@ -224,8 +224,9 @@ def _settle_flow(
     doubtful: Exception | None = None
     for _ in range(SETTLE_SENDS):
         try:
-            # The client's message= is Flatfile's outcome.message, what the UI shows.
-            job = yield end(job_id, message=decision.message)
+            # The client's message= is Flatfile's outcome.message, what the UI shows; info
+            # replaces the status line a start left ("splitkit: planning parts").
+            job = yield end(job_id, message=decision.message, info=decision.message[:500])
         except InvalidTransitionError:
             # Another settler ended the parent between our read and our write, or an
             # earlier send of ours that looked lost had in fact been processed.

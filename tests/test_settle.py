@@ -99,6 +99,22 @@ def test_all_parts_completed_completes_the_parent_once(client: Client, parent: A
     assert client.get_job(parent_id).updated_at == job.updated_at
 
 
+def test_settle_replaces_the_parents_status_line(client: Client, server: EmbeddedServer) -> None:
+    # start_parent_job leaves "splitkit: planning parts" in info; a settled parent says how
+    # it ended (info is what the Flatfile UI shows beside the status).
+    assert server.sheet_id is not None
+    parent = start_parent_job(client, server.sheet_id)
+    assert client.get_job(parent.id).info == "splitkit: planning parts"
+    total = client.get_counts(server.sheet_id).total
+    split_parent(client, parent.id, plan_parts(total, batch_size=1_000))
+    for job in client.list_parts(parent.id):
+        client.ack_job(job.id)
+        client.complete_job(job.id)
+    settle(client, parent.id, summarize(parts_completed=_parts_completed(client, parent.id)))
+    parts = len(client.list_parts(parent.id))
+    assert client.get_job(parent.id).info == f"{parts} of {parts} parts completed"
+
+
 def test_failed_and_canceled_parts_fail_the_parent(client: Client, parent: Any) -> None:
     parent_id, parts = parent(3)
     _end_parts(client, parts, ["complete", "failed", "canceled"])
