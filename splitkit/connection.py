@@ -109,15 +109,21 @@ def connect(
         non_empty_str("sample", sample, what="a sample name like 'contacts' or None")
     if sheet_id is not None:
         non_empty_str("sheet_id", sheet_id, what="a sheet id string or None")
-    if any(env.get(name) for name in KEY_VARIABLES):
+    decided_by = next((name for name in KEY_VARIABLES if env.get(name)), None)
+    if decided_by is not None:
+        client = Client.from_env(env)
         if sheet_id is None:
+            # Say what chose the real platform: a stray key in the environment otherwise
+            # surfaces later as "sheet_id must be a non-empty string".
             warnings.warn(
-                "connect() to Flatfile without sheet_id: conn.sheet_id is None; pass "
-                "connect(sheet_id='us_sh_...') to name the sheet to work on",
+                f"connect() talks to Flatfile at {client.config.base_url} because {decided_by} "
+                "is set, and no sheet_id was given: conn.sheet_id is None; pass "
+                "connect(sheet_id='us_sh_...') to name the sheet to work on, or unset "
+                f"{decided_by} (or call connect(env={{}})) to use the embedded server",
                 UserWarning,
                 stacklevel=2,
             )
-        return Connection(Client.from_env(env), sheet_id=sheet_id)
+        return Connection(client, sheet_id=sheet_id)
 
     from splitkit.server import EmbeddedServer
 

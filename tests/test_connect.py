@@ -69,6 +69,20 @@ def test_the_real_platform_without_sheet_id_warns() -> None:
             assert named.sheet_id == "us_sh_1"
 
 
+@pytest.mark.parametrize("variable", ["FLATFILE_API_KEY", "FLATFILE_BEARER_TOKEN"])
+def test_the_warning_names_the_variable_that_chose_the_platform(variable: str) -> None:
+    # A stray (or garbage) key in the environment must not silently pick the real platform.
+    env = {variable: "garbage", "FLATFILE_API_URL": "http://127.0.0.1:9"}
+    with pytest.warns(UserWarning) as caught:
+        conn = connect(env)
+    conn.close()
+    message = str(caught[0].message)
+    assert f"because {variable} is set" in message
+    assert "http://127.0.0.1:9/v1" in message
+    assert f"unset {variable} (or call connect(env={{}})) to use the embedded server" in message
+    assert "garbage" not in message  # the key itself is never shown
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
