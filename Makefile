@@ -14,7 +14,7 @@ test: $(STAMP)  ## lint, type-check and the whole test suite
 	$(BIN)/ruff check splitkit tests bench
 	$(BIN)/ruff format --check splitkit tests bench
 	$(BIN)/mypy  # strict: see [tool.mypy] in pyproject.toml
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile  # both cores: most tests wait on HTTP, kernels or subprocesses
 
 serve: $(STAMP)
 	$(BIN)/splitkit serve
