@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import aiohttp
 import httpx
-from httpx_aiohttp import AiohttpTransport
+from httpx_aiohttp import HttpxAiohttpClient
 
 from splitkit.api._base import (
     POOL_LIMITS,
@@ -57,17 +57,29 @@ def http_client(
 def async_http_client(
     config: ClientConfig, headers: dict[str, str], transport: httpx.AsyncBaseTransport | None
 ) -> httpx.AsyncClient:
-    """``AsyncClient``'s httpx client: the aiohttp transport unless given one."""
-    if transport is None:
-        transport = AiohttpTransport(limits=POOL_LIMITS)
-    return httpx.AsyncClient(
+    """``AsyncClient``'s httpx client: the aiohttp transport unless given one.
+
+    ``HttpxAiohttpClient`` is httpx's client with aiohttp transports, also for the
+    proxies httpx reads from ``HTTP(S)_PROXY`` / ``ALL_PROXY`` / ``NO_PROXY``: so both
+    clients honour the environment alike (a bare ``AiohttpTransport`` reads no proxy
+    variables at all, and dispatch could not connect behind a proxy).
+    """
+    # Proxies from the environment, but never for loopback (the embedded server).
+    trust_env = not is_loopback(config.base_url)
+    if transport is not None:
+        return httpx.AsyncClient(
+            base_url=config.base_url,
+            headers=headers,
+            timeout=config.timeout,
+            transport=transport,
+            trust_env=trust_env,
+        )
+    return HttpxAiohttpClient(
         base_url=config.base_url,
         headers=headers,
         timeout=config.timeout,
-        transport=transport,
-        # Never a proxy from the environment for loopback (the embedded server); the
-        # default aiohttp transport reads no proxy variables at all.
-        trust_env=not is_loopback(config.base_url),
+        limits=POOL_LIMITS,
+        trust_env=trust_env,
     )
 
 
