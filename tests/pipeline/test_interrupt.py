@@ -30,7 +30,7 @@ SCRIPT = textwrap.dedent(
     def handler(part):
         with open(os.environ["LOG"], "a") as log:
             log.write(f"{part.index}\\n")
-        time.sleep(0.4)
+        time.sleep(1.0)  # 20 parts two at a time: ~10 s, far longer than Ctrl-C takes
         return "first run"
 
     config = ClientConfig(os.environ["URL"], os.environ["TOKEN"])
