@@ -260,17 +260,7 @@ class Listener:
         new, page, newest = 0, 1, None
         while True:
             after = cursor.after
-            if after is not None:
-                batch = await client.list_events(
-                    after_sequence=after, include_acknowledged=True, page_size=self.page_size
-                )
-            else:
-                batch = await client.list_events(
-                    since=since,
-                    include_acknowledged=True,
-                    page_size=self.page_size,
-                    page_number=page,
-                )
+            batch = await self._page(client, after, page, since=since, acknowledged=True)
             if batch:
                 newest = max(newest or batch[-1].created_at, *(e.created_at for e in batch))
             queued = await self._queue(queue, cursor, batch, stopping)
@@ -283,6 +273,28 @@ class Listener:
             page += 1
         cursor.advance(newest)
         return new
+
+    async def _page(
+        self,
+        client: AsyncClient,
+        after: int | None,
+        page: int,
+        *,
+        since: datetime | None,
+        acknowledged: bool,
+    ) -> list[Event]:
+        """One page of events: after a sequence number when there is one (the server's
+        cursor), else page `page` of those from `since` (Flatfile's paging)."""
+        if after is not None:
+            return await client.list_events(
+                after_sequence=after, include_acknowledged=acknowledged, page_size=self.page_size
+            )
+        return await client.list_events(
+            since=since,
+            include_acknowledged=acknowledged,
+            page_size=self.page_size,
+            page_number=page,
+        )
 
     async def _drain_backlog(
         self,
@@ -299,14 +311,7 @@ class Listener:
         held: list[Event] = []
         page, last = 1, None
         while True:
-            if last is not None:
-                batch = await client.list_events(
-                    after_sequence=last, include_acknowledged=False, page_size=self.page_size
-                )
-            else:
-                batch = await client.list_events(
-                    include_acknowledged=False, page_size=self.page_size, page_number=page
-                )
+            batch = await self._page(client, last, page, since=None, acknowledged=False)
             last = cursor.sequence(batch[-1]) if batch else None
             if last is None:
                 held.extend(batch)
