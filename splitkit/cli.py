@@ -354,6 +354,40 @@ def listen(
         raise typer.Exit(1) from None  # the listener has logged why, once
 
 
+@app.command()
+def probe(
+    out: Annotated[Path, typer.Option(help="Where to write the profile (JSON).")],
+    sheet: Annotated[
+        str | None,
+        typer.Option(help="A sheet with records, to measure the page cost (default: none)."),
+    ] = None,
+    samples: Annotated[int, typer.Option(min=2, help="Timed GET /environments.")] = 10,
+    max_burst_requests: Annotated[
+        int, typer.Option(min=0, help="Most requests sent to find the rate limit (0: skip).")
+    ] = 50,
+) -> None:
+    """Measure a server's latency, page cost and rate limit into a simulator profile.
+
+    Connects with FLATFILE_API_KEY / FLATFILE_API_URL (Flatfile, or any compatible server);
+    sends at most 2 + 2 x samples + 9 + max-burst-requests requests, one at a time. Load
+    the profile with `splitkit serve --simulate FILE`.
+    """
+    from splitkit.api import ApiError, ConnectionFailedError
+    from splitkit.probing import probe as measure
+
+    if not any(os.environ.get(name) for name in ("FLATFILE_API_KEY", "FLATFILE_BEARER_TOKEN")):
+        raise UserError(f"no API key to connect with: {HOW_TO_CONNECT}")
+    try:
+        profile = measure(sheet_id=sheet, samples=samples, max_burst_requests=max_burst_requests)
+    except ValueError as exc:
+        raise UserError(f"{exc}; {HOW_TO_CONNECT}") from exc
+    except (ApiError, ConnectionFailedError) as exc:
+        raise UserError(f"the probe could not measure: {exc}") from exc
+    profile.save(out)
+    typer.echo(profile.describe())
+    typer.echo(f"wrote {out}: load it with `splitkit serve --simulate {out}`")
+
+
 def _import_handler(spec: str) -> Callable[..., object]:
     module_name, _, name = spec.partition(":")
     if not module_name or not name:

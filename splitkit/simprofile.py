@@ -217,17 +217,19 @@ class SimProfile:
         """One line: what the profile does (``serve`` prints it)."""
         said = []
         if self.latency_percentiles_ms:
-            shown = ", ".join(f"p{p:g} {ms:g} ms" for p, ms in self.latency_percentiles_ms)
+            shown = ", ".join(f"p{p:g} {ms:.1f} ms" for p, ms in self.latency_percentiles_ms)
             said.append(f"latency {shown}")
         elif self.latency_ms or self.jitter_ms:
             said.append(f"latency {self.latency_ms:g} ms + up to {self.jitter_ms:g} ms")
         if self.rate_per_s:
-            said.append(f"{self.rate_per_s:g} requests/s per token (bursts of {self.bucket_size})")
+            said.append(
+                f"{self.rate_per_s:.3g} requests/s per token (bursts of {self.bucket_size})"
+            )
         for rule in self.failures:
             if rule.rate:
                 said.append(f"{rule.rate:.2%} {rule.status} on {rule.route}")
         if self.page_ms_per_record:
-            said.append(f"{self.page_ms_per_record:g} ms per record of a page")
+            said.append(f"{self.page_ms_per_record:.3g} ms per record of a page")
         return f"{self.name}: {'; '.join(said) or 'nothing simulated'} (seed {self.seed})"
 
     # -- as JSON ----------------------------------------------------------------------------

@@ -111,7 +111,7 @@ LAYERS: list[set[str]] = [
     {"engine"},  # dispatch: runs the parts
     {"listener", "retry"},  # flows over the engine
     {"notebook"},  # views of a run: builds on the engine, never the reverse
-    {"connection", "demo", "cli"},  # entry points: need client and server
+    {"connection", "demo", "probing", "cli"},  # entry points: need client and server
     {"splitkit"},  # the package face: re-exports, wires the notebook's views into the engine
 ]
 SIBLINGS: set[tuple[str, str]] = {
@@ -123,6 +123,7 @@ SIBLINGS: set[tuple[str, str]] = {
     ("settlement", "summary"),
     ("demo", "connection"),
     ("cli", "demo"),
+    ("cli", "probing"),
 }
 
 
