@@ -170,3 +170,12 @@ def test_serve_without_simulator_flags_simulates_nothing() -> None:
         assert flag in result.output
     assert _simulated(None, latency_ms=None, failures=None) is None  # no flag: no simulator
     assert _simulated(None, latency_ms=5).name == "custom"
+
+
+def test_connect_passes_a_profile_to_the_embedded_server_only() -> None:
+    import splitkit as sk
+
+    with sk.connect(env={}, records=10, simulate="rate-limited") as conn:
+        assert conn.server.simulator.profile == PROFILES["rate-limited"]
+    with pytest.raises(ValueError, match="simulate= is for the embedded server"):
+        sk.connect(env={"FLATFILE_API_KEY": "k"}, simulate="flatfile")
