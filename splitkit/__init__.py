@@ -44,8 +44,10 @@ from splitkit.errors import SettleRefusedError, SplitMismatchError
 from splitkit.listener import Listener, multipart_listener
 from splitkit.pipeline import split_parent, start_parent_job
 from splitkit.plan import plan_parts, what_if
+from splitkit.probing import probe
 from splitkit.retry import retry_failed, retryable_parts
 from splitkit.settlement import SettleResult, asettle, settle
+from splitkit.simprofile import SimProfile
 from splitkit.summary import counts_match, summarize
 
 __all__ = [
@@ -75,6 +77,7 @@ __all__ = [
     "ServerError",
     "SettleRefusedError",
     "SettleResult",
+    "SimProfile",
     "SplitMismatchError",
     "SplitkitError",
     "ThreadExecutor",
@@ -84,6 +87,7 @@ __all__ = [
     "dispatch",
     "multipart_listener",
     "plan_parts",
+    "probe",
     "retry_failed",
     "retryable_parts",
     "settle",

@@ -92,13 +92,15 @@ def connect(
     records: int | None = None,
     db_path: str | None = None,
     sheet_id: str | None = None,
+    simulate: Any = None,
 ) -> Connection:
     """A client for the real platform when a key is set in `env` (default: `os.environ`),
     else for a freshly started embedded server holding a sample sheet.
 
     `sample` names a packaged sample (see `data/samples/README.md`); `records=N` makes a
     sheet of N generated records instead. On the real platform pass `sheet_id=` to name the
-    sheet to work on.
+    sheet to work on. `simulate` (embedded server only) makes it imitate a platform: a
+    profile name such as "flatfile", a profile JSON path or a `SimProfile` (docs/simulator.md).
     """
     env = os.environ if env is None else env
     if not isinstance(env, Mapping):
@@ -111,6 +113,11 @@ def connect(
         non_empty_str("sheet_id", sheet_id, what="a sheet id string or None")
     decided_by = next((name for name in KEY_VARIABLES if env.get(name)), None)
     if decided_by is not None:
+        if simulate is not None:
+            raise ValueError(
+                f"simulate= is for the embedded server, but {decided_by} is set, so connect() "
+                "talks to Flatfile; unset it (or call connect(env={}, simulate=...))"
+            )
         client = Client.from_env(env)
         if sheet_id is None:
             # Say what chose the real platform: a stray key in the environment otherwise
@@ -131,6 +138,7 @@ def connect(
         db_path=db_path,
         sample=None if records is not None else sample,
         records=records,
+        simulate=simulate,
     )
     server.start()
     try:

@@ -103,16 +103,19 @@ def _explain(paths: list[list[str]]) -> str:
 # (``splitkit.plan`` is ``plan``) may import what is in a layer below its own; inside a layer
 # only the SIBLINGS edges. Every module of splitkit has a place here.
 LAYERS: list[set[str]] = [
-    {"_checks", "statuses", "errors"},  # leaf modules: the vocabulary and the checks
+    # leaf modules: the vocabulary, the checks, and the simulator's profile (written by the
+    # client's probe, read by the server's simulator)
+    {"_checks", "statuses", "errors", "simprofile"},
     {"api", "server"},  # the client and the embedded server: never each other
     {"plan", "outcomes", "summary", "settlement", "pipeline"},  # frames, and flows on the client
     {"engine"},  # dispatch: runs the parts
     {"listener", "retry"},  # flows over the engine
     {"notebook"},  # views of a run: builds on the engine, never the reverse
-    {"connection", "demo", "cli"},  # entry points: need client and server
+    {"connection", "demo", "probing", "cli"},  # entry points: need client and server
     {"splitkit"},  # the package face: re-exports, wires the notebook's views into the engine
 ]
 SIBLINGS: set[tuple[str, str]] = {
+    ("simprofile", "_checks"),
     ("plan", "outcomes"),
     ("pipeline", "plan"),
     ("summary", "outcomes"),
@@ -120,6 +123,7 @@ SIBLINGS: set[tuple[str, str]] = {
     ("settlement", "summary"),
     ("demo", "connection"),
     ("cli", "demo"),
+    ("cli", "probing"),
 }
 
 
