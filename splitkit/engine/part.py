@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
 from splitkit.api import records_frame
 
 ProgressSink = Callable[[str, float, str | None], None]
+
+
+class RecordsSource(Protocol):
+    """Records read where the handler runs (a Dask worker reads its own page)."""
+
+    def read(self) -> bytes: ...
 
 
 class Part:
@@ -31,7 +37,7 @@ class Part:
         parent_id: str,
         index: int,
         part_data: Mapping[str, Any],
-        records: pd.DataFrame | bytes,
+        records: pd.DataFrame | bytes | RecordsSource,
         attempt: int = 1,
         sink: ProgressSink | None = None,
     ) -> None:
@@ -45,9 +51,16 @@ class Part:
 
     @property
     def records(self) -> pd.DataFrame:
+        self.load()
         if isinstance(self._records, bytes):
             self._records = records_frame(self._records)
+        assert isinstance(self._records, pd.DataFrame)
         return self._records
+
+    def load(self) -> None:
+        """Read the records from their source if they are not here yet (unparsed)."""
+        if not isinstance(self._records, bytes | pd.DataFrame):
+            self._records = self._records.read()
 
     def progress(self, fraction: float, info: str | None = None) -> None:
         """Report progress as a fraction in [0, 1], with an optional short message."""
