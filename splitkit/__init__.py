@@ -8,7 +8,7 @@ everything else is reached through its subpackage (`splitkit.api`, `splitkit.eng
 `splitkit.notebook`, `splitkit.server`, ...).
 """
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from splitkit.api import (
     ApiError,
@@ -113,7 +113,7 @@ def _control_panel() -> _Panel:
 _notebook_views.run_html = _run_html
 _notebook_views.panel = _control_panel
 
-if TYPE_CHECKING:
+if _TYPE_CHECKING:
     from splitkit.engine.dask_executor import DaskExecutor
 
 

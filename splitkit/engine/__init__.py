@@ -9,7 +9,7 @@ The package is not named like the `dispatch()` function it serves, so that
 `import splitkit.engine.engine` and `splitkit.dispatch` (the function) never shadow each other.
 """
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from splitkit.engine.claim import ClaimError, ClaimLostError, ClaimPolicy, ParentClaimedError
 from splitkit.engine.dispatcher import dispatch
@@ -25,8 +25,7 @@ from splitkit.engine.progress import RunObserver
 from splitkit.engine.state import RunState
 from splitkit.errors import PartLeftOpenError, PartTimeoutError
 
-
-if TYPE_CHECKING:
+if _TYPE_CHECKING:
     from splitkit.engine.dask_executor import DaskExecutor
 
 

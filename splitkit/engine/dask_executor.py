@@ -29,6 +29,7 @@ Credentials: see `dask_worker` (a worker plugin, or each worker's environment).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import time
@@ -94,7 +95,7 @@ class DaskExecutor:
                 threads_per_worker=1,
                 processes=True,  # processes, not threads: CPU-bound Python runs in parallel
                 host="127.0.0.1",
-                dashboard_address=None,
+                dashboard_address=":0",  # a free port; served only with bokeh installed
             )
             client = distributed.Client(self.cluster)
         elif isinstance(client, str):
@@ -166,11 +167,9 @@ class DaskExecutor:
             if self.cluster is not None:
                 self.cluster.close()
         else:
-            for name in self._access.values():
-                try:
+            for name in self._registered:
+                with contextlib.suppress(Exception):  # the cluster may be gone: nothing to undo
                     self.client.unregister_worker_plugin(name)
-                except Exception:  # noqa: S110 - the cluster may be gone: nothing to undo
-                    pass
 
     def __enter__(self) -> DaskExecutor:
         return self
@@ -180,7 +179,8 @@ class DaskExecutor:
 
     def __repr__(self) -> str:
         where = "local cluster" if self.cluster is not None else "cluster"
-        return f"DaskExecutor({where} at {self.client.scheduler.address}, workers={self._workers})"
+        address = getattr(self.client.scheduler, "address", "?")
+        return f"DaskExecutor({where} at {address}, workers={self._workers})"
 
     # -- helpers ---------------------------------------------------------------------------
     def _access_for(self, config: ClientConfig) -> str:
@@ -201,10 +201,8 @@ class DaskExecutor:
             self._registered.add(name)
 
     def _count_workers(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # a count for display only: keep the last one
             self._workers = len(self.client.scheduler_info()["workers"])
-        except Exception:  # noqa: S110 - a count for display only; keep the last one
-            pass
         self._counted = time.monotonic()
 
 
@@ -225,8 +223,5 @@ async def _wait(future: Any) -> tuple[Any, str]:
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, callback: Any) -> None:
-    if not loop.is_closed():
-        try:
-            loop.call_soon_threadsafe(callback)
-        except RuntimeError:  # closed in between
-            pass
+    with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
+        loop.call_soon_threadsafe(callback)

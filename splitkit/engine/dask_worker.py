@@ -31,7 +31,7 @@ from splitkit.engine.part import Part
 from splitkit.errors import PartLeftOpenError
 
 
-class WorkerAccess(WorkerPlugin):  # type: ignore[misc]  # distributed is untyped
+class WorkerAccess(WorkerPlugin):
     """The API access of a worker: a `Client` made once per worker process.
 
     `config=None`: the worker's own environment (`FLATFILE_API_KEY`, ...), so no secret

@@ -50,7 +50,7 @@ class TaskRecorder(SchedulerPlugin):  # type: ignore[misc]
             spec = getattr(ts, "run_spec", None)
             try:
                 raw = pickle.dumps(spec)
-            except Exception as exc:  # noqa: BLE001 - recorded, then checked as text
+            except Exception as exc:
                 raw = repr(exc).encode()
             self.seen.append((str(key), repr(ts), repr(spec), raw))
 

@@ -182,9 +182,7 @@ def test_a_coordinator_killed_mid_run_is_resumed_by_dispatch_and_every_part_ends
     assert settle(client, parent_id, outcomes).changed
 
 
-def test_a_page_a_worker_cannot_read_leaves_the_part_open(
-    cluster: Cluster, tmp_path: Path
-) -> None:
+def test_a_page_a_worker_cannot_read_leaves_the_part_open(cluster: Cluster, tmp_path: Path) -> None:
     # The workers' environment names the module's server; this server's sheet is not there.
     with (
         EmbeddedServer(db_path=tmp_path / "other.db", records=100) as other,
