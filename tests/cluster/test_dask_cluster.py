@@ -19,8 +19,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from cli_cluster import RECORDS, Cluster
 from cluster_handlers import TaskRecorder, calls, marked, recorded
-from conftest import RECORDS, Cluster
 
 from splitkit import (
     Client,
