@@ -23,8 +23,9 @@ class Part:
 
     `records` is this part's page of the sheet as a DataFrame (columns `_id`, `_valid`,
     then one per field). It is parsed on first use, in the process where the handler runs:
-    a handler that never reads it pays nothing, and a process or Dask worker parses it
-    there rather than receiving a pickled frame.
+    a handler that never reads it pays nothing, and a process worker parses it there
+    rather than receiving a pickled frame. On Dask the records are a source (`RecordsSource`)
+    that the worker reads from the API itself: they never pass through the coordinator.
 
     Call `progress()` to report how far the handler is; it is forwarded to the part job on
     the server (throttled) when the handler runs in this process, and ignored where it
