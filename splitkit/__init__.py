@@ -8,6 +8,8 @@ everything else is reached through its subpackage (`splitkit.api`, `splitkit.eng
 `splitkit.notebook`, `splitkit.server`, ...).
 """
 
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+
 from splitkit.api import (
     ApiError,
     AsyncClient,
@@ -27,7 +29,6 @@ from splitkit.connection import Connection, connect
 from splitkit.engine import (
     ClaimLostError,
     ClaimPolicy,
-    DaskExecutor,
     LoopExecutor,
     ParentClaimedError,
     Part,
@@ -115,3 +116,16 @@ def _control_panel() -> _Panel:
 
 _notebook_views.run_html = _run_html
 _notebook_views.panel = _control_panel
+
+if _TYPE_CHECKING:
+    from splitkit.engine.dask_executor import DaskExecutor
+
+
+def __getattr__(name: str) -> object:
+    # DaskExecutor needs the optional dask extra (and distributed takes a second to
+    # import): loaded on first use, so `import splitkit` stays light and works without it.
+    if name == "DaskExecutor":
+        from splitkit.engine.dask_executor import DaskExecutor
+
+        return DaskExecutor
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

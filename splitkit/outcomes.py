@@ -63,6 +63,7 @@ OPTIONAL_OUTCOME_DTYPES: dict[str, Any] = {
     "worker": "Int64",
     "traceback": "str",
     "parent_id": "str",
+    "dask_worker": "str",  # the Dask worker's address (DaskExecutor runs only)
 }
 
 #: Job statuses after which nothing changes (Flatfile spells them this way).
@@ -74,8 +75,8 @@ COMPLETED = spellings(OutcomeStatus.COMPLETED)
 def empty_outcomes(*, include_optional: bool = False) -> pd.DataFrame:
     """An outcome frame with no rows and the right dtypes.
 
-    ``include_optional`` adds the ``worker``, ``traceback`` and ``parent_id``
-    columns that dispatch may write.
+    ``include_optional`` adds the ``worker``, ``traceback``, ``parent_id`` and
+    ``dask_worker`` columns that dispatch may write.
 
     Example::
 

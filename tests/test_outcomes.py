@@ -180,7 +180,13 @@ def test_empty_outcomes_schema() -> None:
 
 def test_empty_outcomes_with_optional_columns() -> None:
     frame = empty_outcomes(include_optional=True)
-    assert list(frame.columns) == [*OUTCOME_COLUMNS, "worker", "traceback", "parent_id"]
+    assert list(frame.columns) == [
+        *OUTCOME_COLUMNS,
+        "worker",
+        "traceback",
+        "parent_id",
+        "dask_worker",
+    ]
     assert frame["worker"].dtype == "Int64"
     assert pd.api.types.is_string_dtype(frame["parent_id"])
 

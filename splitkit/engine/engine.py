@@ -90,6 +90,7 @@ class Engine:
                 self._client = client
                 await self._load_parts(client)
                 self._free_workers = list(range(self.controls.concurrency))
+                self._count_workers()
                 self._tell("run_started")
                 try:
                     await self._run_parts(client)
@@ -177,7 +178,9 @@ class Engine:
                 message=result.message,
                 error=result.error,
                 traceback=result.traceback,
+                placed=self._placement(row.job_id),
             )
+            self._count_workers()
         except Exception as exc:  # a bug of ours must not leave the part `running`
             error, tb = describe_error(exc)
             self.state.move(row, "pending", error=f"splitkit error: {error}", traceback=tb)
@@ -213,6 +216,16 @@ class Engine:
             self._free_workers.sort()
             return self._free_workers.pop(0)
         return self.state.running  # concurrency was raised: a new lane
+
+    def _count_workers(self) -> None:
+        """How many workers the executor has (a Dask cluster's), for the panel and tqdm."""
+        workers = getattr(self.executor, "workers", None)
+        self.state.workers = workers if isinstance(workers, int) else None
+
+    def _placement(self, job_id: str) -> str | None:
+        """Where the executor ran the part (a Dask worker's address), if it says."""
+        placement = getattr(self.executor, "placement", None)
+        return placement(job_id) if callable(placement) else None
 
     def _tell(self, event: str) -> None:
         """Call every observer's `event` method; an observer must never break the run."""

@@ -1,4 +1,5 @@
-"""Where a handler runs: the event loop, a thread pool, a process pool, or a Dask cluster.
+"""Where a handler runs: the event loop, a thread pool, or a process pool (a Dask cluster:
+`dask_executor.py`, imported only when asked for, as dask is an optional extra).
 
 Every executor has one coroutine, `run(handler, part)`, so the engine does not care which
 one it has. Sync handlers never run on the event loop itself, so a slow handler cannot
@@ -159,58 +160,3 @@ class ProcessExecutor(_PoolExecutor):
                 "function inside another), or run it in a ThreadExecutor() or the default "
                 "LoopExecutor"
             ) from exc
-
-
-class DaskExecutor:
-    """Handlers on a Dask cluster (`pip install splitkit[dask]`).
-
-    Pass a `distributed.Client`, a scheduler address, or nothing for a local cluster. The
-    records travel with the part, so workers need no access to the Flatfile API.
-    """
-
-    def __init__(self, client: Any = None) -> None:
-        try:
-            import distributed
-        except ImportError as exc:  # pragma: no cover - depends on the extra
-            raise ImportError(
-                "DaskExecutor needs dask.distributed: pip install 'splitkit[dask]'"
-            ) from exc
-        if client is not None and not isinstance(client, str | distributed.Client):
-            raise TypeError(
-                "client must be a distributed.Client, a scheduler address or None, "
-                f"got {type(client).__name__}"
-            )
-        self._owns_client = not isinstance(client, distributed.Client)
-        if client is None:
-            client = distributed.Client(processes=False, dashboard_address=None)
-        elif isinstance(client, str):
-            client = distributed.Client(client)
-        self.client = client
-
-    async def run(self, handler: Handler, part: Part) -> Any:
-        # pure=False: two attempts of one part must both run, not share a cached result.
-        future = self.client.submit(_call_in_worker, handler, part, pure=False)
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-
-        def settle(_: Any) -> None:
-            if not done.done():
-                done.set_result(None)
-
-        def wake(_: Any) -> None:  # called on Dask's thread
-            loop.call_soon_threadsafe(settle, None)
-
-        future.add_done_callback(wake)
-        try:
-            await done
-        except asyncio.CancelledError:
-            future.cancel()
-            raise
-        return future.result()
-
-    def close(self) -> None:
-        if self._owns_client:
-            self.client.close()
-
-    def __repr__(self) -> str:
-        return f"DaskExecutor({self.client!r})"

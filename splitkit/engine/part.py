@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -12,13 +12,20 @@ from splitkit.api import records_frame
 ProgressSink = Callable[[str, float, str | None], None]
 
 
+class RecordsSource(Protocol):
+    """Records read where the handler runs (a Dask worker reads its own page)."""
+
+    def read(self) -> bytes: ...
+
+
 class Part:
     """One part of a split parent job, as a handler sees it.
 
     `records` is this part's page of the sheet as a DataFrame (columns `_id`, `_valid`,
     then one per field). It is parsed on first use, in the process where the handler runs:
-    a handler that never reads it pays nothing, and a process or Dask worker parses it
-    there rather than receiving a pickled frame.
+    a handler that never reads it pays nothing, and a process worker parses it there
+    rather than receiving a pickled frame. On Dask the records are a source (`RecordsSource`)
+    that the worker reads from the API itself: they never pass through the coordinator.
 
     Call `progress()` to report how far the handler is; it is forwarded to the part job on
     the server (throttled) when the handler runs in this process, and ignored where it
@@ -31,7 +38,7 @@ class Part:
         parent_id: str,
         index: int,
         part_data: Mapping[str, Any],
-        records: pd.DataFrame | bytes,
+        records: pd.DataFrame | bytes | RecordsSource,
         attempt: int = 1,
         sink: ProgressSink | None = None,
     ) -> None:
@@ -45,9 +52,16 @@ class Part:
 
     @property
     def records(self) -> pd.DataFrame:
+        self.load()
         if isinstance(self._records, bytes):
             self._records = records_frame(self._records)
+        assert isinstance(self._records, pd.DataFrame)
         return self._records
+
+    def load(self) -> None:
+        """Read the records from their source if they are not here yet (unparsed)."""
+        if not isinstance(self._records, bytes | pd.DataFrame):
+            self._records = self._records.read()
 
     def progress(self, fraction: float, info: str | None = None) -> None:
         """Report progress as a fraction in [0, 1], with an optional short message."""

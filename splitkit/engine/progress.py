@@ -64,6 +64,8 @@ class TqdmProgress:
             "records": f"{state.records_done:,}/{state.records_total:,}",
             "rec/s": f"{state.records_per_s:,.0f}",
         }
+        if state.workers is not None:
+            postfix["workers"] = str(state.workers)
         if tally["failed"]:
             postfix["failed"] = str(tally["failed"])
         if tally["canceled"]:

@@ -38,8 +38,10 @@ class PartRow:
     traceback: str | None = None
     worker: int | None = None
     previous_run: bool = False
+    placed: str | None = None  # the Dask worker that ran it: column `dask_worker`
 
     def as_dict(self) -> dict[str, Any]:
+        placed = {"dask_worker": self.placed} if self.placed is not None else {}
         duration = (
             (self.finished_at - self.started_at).total_seconds()
             if self.started_at is not None and self.finished_at is not None
@@ -59,6 +61,7 @@ class PartRow:
             "traceback": self.traceback,
             "worker": self.worker,
             "previous_run": self.previous_run,
+            **placed,
         }
 
 
@@ -75,6 +78,7 @@ class RunState:
     last_error: str | None = None
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
+    workers: int | None = None  # the executor's workers, when it has a count (Dask)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, rows: Iterable[PartRow]) -> None:
@@ -141,6 +145,8 @@ class RunState:
             frame = frame.sort_values("part", kind="stable").reset_index(drop=True)
             # The schema's dtypes whatever the rows hold (no part started: all-None columns).
             frame = frame.astype(OUTCOME_DTYPES)
+            if "dask_worker" in frame.columns:
+                frame["dask_worker"] = frame["dask_worker"].astype("str")
             frame["parent_id"] = pd.Series([self.parent_id] * len(frame), dtype="str")
             extra = [c for c in frame.columns if c not in OUTCOME_COLUMNS]
             frame = frame[[*OUTCOME_COLUMNS, *extra]]

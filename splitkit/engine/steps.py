@@ -60,7 +60,7 @@ from splitkit.api.errors import (
 from splitkit.engine.executors import Executor, Handler
 from splitkit.engine.part import Part, ProgressSink
 from splitkit.engine.part_options import PartOptions
-from splitkit.errors import PartTimeoutError
+from splitkit.errors import PartLeftOpenError, PartTimeoutError
 from splitkit.statuses import OUTCOME_OF_ENDED_JOB, job_status_of
 
 SHEET_ID_PREFIX = "us_sh_"
@@ -118,7 +118,10 @@ async def run_part(
         return _left_open(0, "could not start the part", exc)
     try:
         page_number, page_size, _ = page_of(job, spec.plan)
-        records = await fetch_records(client, job, page_number, page_size)
+        # An executor whose workers read their own pages (Dask) gets where the page is.
+        remote = getattr(executor, "remote_page", None)
+        page = remote(client.config, job, page_number, page_size) if remote else None
+        records = page or await fetch_records(client, job, page_number, page_size)
     except Exception as exc:
         return _left_open(0, "could not read the part's records", exc)
 
@@ -141,6 +144,8 @@ async def run_part(
                 result = await _call_handler(executor, handler, part, options.timeout_s)
         message, outcome = result_as_outcome(result, spec.index)
         dumps(outcome)  # the wire's own encoder: what it cannot send fails the part, with why
+    except PartLeftOpenError as exc:  # the executor could not run it (page unread, cluster gone)
+        return _left_open(attempts, "the handler could not run", exc)
     except Exception as exc:
         error, tb = describe_error(exc)
         return await end_part(client, spec.job_id, attempts, options, "failed", error=error, tb=tb)

@@ -104,7 +104,8 @@ def label_html(
     records = f"{state.records_done:,}/{state.records_total:,} records"
     rate = pace.throughput(state.records_done - state.records_done_before, active_s)
     eta = _eta(phase, tally, ended - ended_before, active_s)
-    return f"<b>{phase}</b> · {parts} · {records} · {rate} · ETA {eta}"
+    workers = "" if state.workers is None else f" · {state.workers:,} workers"
+    return f"<b>{phase}</b> · {parts} · {records} · {rate} · ETA {eta}{workers}"
 
 
 def _eta(phase: str, tally: dict[str, int], done_now: int, active_s: float) -> str:

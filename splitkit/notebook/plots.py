@@ -112,10 +112,14 @@ def _origin_label(origin: pd.Timestamp) -> str:
 def plot_timeline(
     outcomes: pd.DataFrame,
     *,
-    lanes: Literal["auto", "worker", "part"] = "auto",
+    lanes: Literal["auto", "worker", "dask_worker", "part"] = "auto",
     ax: Axes | None = None,
 ) -> Axes:
     """Each part as a horizontal bar from its start to its end, coloured by status.
+
+    `lanes="dask_worker"` gives each Dask worker a lane (column `dask_worker`, written by
+    runs on a `DaskExecutor`), labelled with its address; `"auto"` takes it when every
+    drawn part has one.
 
     The y axis is the worker slot (column `worker`: which of the `concurrency` slots ran
     the part), so gaps show idle slots and long bars show stragglers. With `lanes="auto"`
@@ -129,8 +133,8 @@ def plot_timeline(
     frame = _check_frame(
         outcomes, "outcomes", ["status", "started_at", "finished_at"], "an outcome frame"
     )
-    if lanes not in ("auto", "worker", "part"):
-        raise ValueError(f"lanes must be 'auto', 'worker' or 'part', got {lanes!r}")
+    if lanes not in ("auto", "worker", "dask_worker", "part"):
+        raise ValueError(f"lanes must be auto, worker, dask_worker or part, got {lanes!r}")
     start, end = _utc(frame["started_at"]), _utc(frame["finished_at"])
     drawn = start.notna() & end.notna()
     axes = _axes(ax, (9, 4))
@@ -139,11 +143,16 @@ def plot_timeline(
 
     frame, start, end = frame[drawn], start[drawn], end[drawn]
     lane_column = _lane_column(frame, lanes)
-    lane = (
-        pd.to_numeric(frame[lane_column], errors="coerce")
-        if lane_column
-        else pd.Series(np.arange(len(frame)), index=frame.index)
-    ).to_numpy(dtype=float)
+    hosts: list[str] = []
+    if lane_column == "dask_worker":
+        hosts = sorted(frame["dask_worker"].astype(str).unique())
+        lane = frame["dask_worker"].astype(str).map(hosts.index).to_numpy(dtype=float)
+    else:
+        lane = (
+            pd.to_numeric(frame[lane_column], errors="coerce")
+            if lane_column
+            else pd.Series(np.arange(len(frame)), index=frame.index)
+        ).to_numpy(dtype=float)
     origin = start.min()
     left = (start - origin).dt.total_seconds().to_numpy()
     # A part that ended in the same millisecond it started would be invisible; give it a
@@ -175,10 +184,12 @@ def plot_timeline(
                 label=name if not earlier or not (chosen & ~previous).any() else "_nolegend_",
             )
     axes.set_xlabel(_origin_label(origin))
-    axes.set_ylabel("worker slot" if lane_column == "worker" else "part")
+    axes.set_ylabel(_LANE_LABELS.get(lane_column or "part", "part"))
     axes.set_title(f"Timeline of {len(frame):,} parts")
     if lane_column == "worker" and np.nanmax(lane) < 40:
         axes.set_yticks(np.unique(lane[~np.isnan(lane)]))
+    if hosts:
+        axes.set_yticks(np.arange(len(hosts)), hosts, fontsize="small")
     axes.invert_yaxis()  # slot 0 / part 0 on top, like a Gantt chart
     handles, labels = axes.get_legend_handles_labels()
     if previous.any():
@@ -198,17 +209,20 @@ def plot_timeline(
     return axes
 
 
+_LANE_LABELS = {"worker": "worker slot", "dask_worker": "Dask worker", "part": "part"}
+_LANE_NEEDS = {"worker": "a worker slot", "dask_worker": "the Dask worker (DaskExecutor runs)"}
+
+
 def _lane_column(frame: pd.DataFrame, lanes: str) -> str | None:
-    has_workers = "worker" in frame.columns and bool(frame["worker"].notna().all())
-    if lanes == "worker":
-        if not has_workers:
+    for column in ("dask_worker", "worker"):
+        has = column in frame.columns and bool(frame[column].notna().all())
+        if lanes == column and not has:
             raise ValueError(
-                "lanes='worker' needs a worker for every ended part (column 'worker'); "
-                "use lanes='part' for parts ended by an earlier run"
+                f"lanes={column!r} needs {_LANE_NEEDS[column]} for every ended part (column "
+                f"{column!r}); use lanes='part' for parts ended by an earlier run"
             )
-        return "worker"
-    if lanes == "auto" and has_workers:
-        return "worker"
+        if lanes == column or (lanes == "auto" and has):
+            return column
     return "part" if "part" in frame.columns else None
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import threading
 
-import pytest
 from tqdm import tqdm
 
 from splitkit import Client, DaskExecutor, Part, dispatch
@@ -89,13 +89,17 @@ def test_progress_is_one_throttled_tqdm_bar(client: Client, split_job) -> None:
     assert text.count("parts:") < 120
 
 
-def test_parts_run_on_a_dask_cluster(client: Client, split_job) -> None:
-    pytest.importorskip("distributed")
+def test_parts_run_in_dask_worker_processes_by_default(client: Client, split_job) -> None:
     parent_id, _ = split_job(batch_size=500, total=2000)
-    executor = DaskExecutor()  # an in-process local cluster
-    handle = dispatch(client, parent_id, valid_count, executor=executor, progress=False, wait=True)
+    with DaskExecutor(n_workers=2) as executor:  # a local cluster of worker processes
+        pids = set(executor.client.run(os.getpid).values())
+        handle = dispatch(
+            client, parent_id, valid_count, executor=executor, progress=False, wait=True
+        )
+    assert len(pids) == 2 and os.getpid() not in pids
     assert set(handle.outcomes["status"]) == {"completed"}
     assert all(m.startswith("valid=") for m in handle.outcomes["message"])
+    assert handle.outcomes["dask_worker"].notna().all()
 
 
 def valid_count(part: Part) -> str:

@@ -1,0 +1,235 @@
+"""Parts on Dask (issue 12): CPU-bound speedup with worker processes, and the bytes the
+coordinator receives per part.
+
+1. A CPU-bound handler (about 50 ms of pure Python per part, calibrated here) on a local
+   cluster of 1 worker process and one of 2 (`DaskExecutor(n_workers=...)`), rounds
+   interleaved, wall time of `dispatch()` per round, medians, and the speedup.
+2. The bytes the coordinator (this process) receives per part, at batch 100 and 5,000:
+   HTTP response bytes (counted by the transport) and Dask message bytes (every frame
+   this process's Dask comms read), on a cluster of the dask CLI (`dask scheduler` and two
+   `dask worker` processes: no scheduler in this process), and, for contrast, the default
+   LoopExecutor (which fetches every page itself).
+
+The server runs in its own process (an `EmbeddedServer` in a child), so its work is not
+this process's. Prints Markdown tables.
+
+    .venv/bin/python bench/bench_dask.py [--rounds 3] [--parts 48]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from splitkit import (
+    Client,
+    DaskExecutor,
+    Part,
+    dispatch,
+    plan_parts,
+    split_parent,
+    start_parent_job,
+)
+
+SERVER = textwrap.dedent(
+    """
+    import json, sys
+    from splitkit.server import EmbeddedServer
+    with EmbeddedServer(records=int(sys.argv[1])) as server:
+        print(json.dumps({"url": server.url, "token": server.token,
+                          "env": server.environment_id, "sheet": server.sheet_id}), flush=True)
+        sys.stdin.read()  # until the benchmark closes our stdin
+    """
+)
+RECORDS = 20_000
+
+
+def burn(loops: int, part: Part) -> str:
+    """Pure Python, no I/O: about 50 ms at the calibrated `loops`."""
+    total = 0
+    for i in range(loops):
+        total += i * i % 7
+    return f"part {part.index}: {total}"
+
+
+def calibrate(target_s: float = 0.05) -> int:
+    loops = 100_000
+    began = time.perf_counter()
+    burn(loops, Part("j", "p", 0, {}, b""))
+    took = time.perf_counter() - began
+    return int(loops * target_s / took)
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[str]
+    client: Client
+    sheet: str
+
+    def parent(self, batch: int, records: int) -> str:
+        parent = start_parent_job(self.client, self.sheet)
+        split_parent(self.client, parent.id, plan_parts(records, batch_size=batch),
+                     check_counts=False)  # fmt: skip
+        return parent.id
+
+
+def start_server() -> Server:
+    process = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(RECORDS)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    info = json.loads(process.stdout.readline())
+    client = Client(info["url"], info["token"], environment_id=info["env"])
+    return Server(process, client, info["sheet"])
+
+
+class CountingTransport(httpx.AsyncBaseTransport):
+    """The coordinator's HTTP responses, counted in bytes as received."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.received = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        body = b"".join([chunk async for chunk in response.aiter_raw()])
+        self.received += len(body)
+        return httpx.Response(
+            response.status_code, headers=response.headers, content=body,
+            extensions=response.extensions,
+        )  # fmt: skip
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class DaskBytes:
+    """Bytes of the frames every Dask comm of this process reads (its TCP reads)."""
+
+    def __init__(self) -> None:
+        import distributed.comm.tcp as tcp
+
+        self.received = 0
+        inner = tcp.read_bytes_rw
+
+        async def counted(stream: Any, n: int) -> Any:
+            self.received += n
+            return await inner(stream, n)
+
+        tcp.read_bytes_rw = counted
+
+
+@contextmanager
+def cli_cluster(workers: int) -> Iterator[str]:
+    """`dask scheduler` and `workers` x `dask worker`, on loopback; yields the address."""
+    dask = str(Path(sys.executable).parent / "dask")
+    with tempfile.TemporaryDirectory() as tmp:
+        file = Path(tmp, "scheduler.json")
+        cmd = [dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard"]
+        procs = [subprocess.Popen([*cmd, "--scheduler-file", str(file)],
+                                  stderr=subprocess.DEVNULL)]  # fmt: skip
+        try:
+            while not file.exists():
+                time.sleep(0.1)
+            time.sleep(0.2)
+            address = json.loads(file.read_text())["address"]
+            worker = [dask, "worker", address, "--nthreads", "1", "--no-nanny", "--host",
+                      "127.0.0.1", "--no-dashboard"]  # fmt: skip
+            for _ in range(workers):
+                procs.append(subprocess.Popen(worker, stderr=subprocess.DEVNULL))
+            yield address
+        finally:
+            for proc in procs:
+                proc.terminate()
+                proc.wait(30)
+
+
+def speedup(server: Server, rounds: int, parts: int) -> None:
+    loops = calibrate()
+    handler = functools.partial(burn, loops)
+    times: dict[int, list[float]] = {1: [], 2: []}
+    with DaskExecutor(n_workers=1) as one, DaskExecutor(n_workers=2) as two:
+        executors = {1: one, 2: two}
+        for executor in executors.values():  # warm: workers import the handler's module
+            dispatch(server.client, server.parent(100, 200), handler, executor=executor,
+                     progress=False, wait=True)  # fmt: skip
+        for _ in range(rounds):
+            for n, executor in executors.items():
+                parent = server.parent(RECORDS // parts, RECORDS)
+                began = time.perf_counter()
+                handle = dispatch(server.client, parent, handler, executor=executor,
+                                  concurrency=4 * n, progress=False, wait=True)  # fmt: skip
+                times[n].append(time.perf_counter() - began)
+                assert set(handle.outcomes["status"]) == {"completed"}
+    one_s, two_s = statistics.median(times[1]), statistics.median(times[2])
+    print(f"### CPU-bound handler: {parts} parts of ~50 ms pure Python, {rounds} rounds\n")
+    print("| workers (processes) | median s | parts/s | speedup |")
+    print("|---:|---:|---:|---:|")
+    print(f"| 1 | {one_s:.2f} | {parts / one_s:.1f} | 1.00x |")
+    print(f"| 2 | {two_s:.2f} | {parts / two_s:.1f} | {one_s / two_s:.2f}x |\n")
+
+
+def noop(part: Part) -> None:
+    return None
+
+
+def coordinator_bytes(server: Server) -> None:
+    print("### Bytes the coordinator receives per part\n")
+    print("| executor | batch | parts | HTTP bytes/part | Dask bytes/part | total/part |")
+    print("|---|---:|---:|---:|---:|---:|")
+    rows: list[tuple[str, int, int, float, float]] = []
+    counter = DaskBytes()
+    with cli_cluster(2) as address, DaskExecutor(address) as dask:
+        dask.client.wait_for_workers(2, timeout=120)
+        executors: dict[str, Any] = {"DaskExecutor": dask, "LoopExecutor": None}
+        for name, executor in executors.items():
+            for batch in (100, 5_000):
+                parent = server.parent(batch, RECORDS)
+                transport = CountingTransport()
+                before = counter.received
+                # claim=False: the claim's few requests are per run, not per part.
+                handle = dispatch(server.client, parent, noop, executor=executor,
+                                  transport=transport, progress=False, wait=True,
+                                  claim=False)  # fmt: skip
+                n = len(handle.outcomes)
+                rows.append((name, batch, n, transport.received / n,
+                             (counter.received - before) / n))  # fmt: skip
+    for name, batch, n, http, dask_bytes in rows:
+        total = http + dask_bytes
+        print(f"| {name} | {batch:,} | {n} | {http:,.0f} | {dask_bytes:,.0f} | {total:,.0f} |")
+    print()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--parts", type=int, default=48)
+    args = parser.parse_args()
+    server = start_server()
+    try:
+        speedup(server, args.rounds, args.parts)
+        coordinator_bytes(server)
+    finally:
+        server.client.close()
+        assert server.process.stdin is not None
+        server.process.stdin.close()
+        server.process.wait(30)
+
+
+if __name__ == "__main__":
+    main()

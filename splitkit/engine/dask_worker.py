@@ -1,0 +1,99 @@
+"""What runs on a Dask worker: the part's page fetched there, the handler, the place it ran.
+
+The coordinator (the process that called `dispatch()`) acks a part and sends the worker a
+`Part` whose records are a `RemotePage`: the sheet, page number and size, and the name of
+the worker plugin that holds the API access, never the token. The worker reads the page
+from the API itself (`run_on_worker`), so the sheet's records never pass through the
+coordinator, and returns the handler's result with the worker's address.
+
+The access reaches the worker in a `WorkerAccess` plugin (`distributed` keeps it on the
+scheduler and sets it up on every worker, also on workers that join later): it carries
+the coordinator's `ClientConfig`, or nothing, and then each worker reads its own
+`FLATFILE_API_KEY` / `FLATFILE_API_URL` / `FLATFILE_ENVIRONMENT_ID` (`ClientConfig.from_env`).
+Task keys and arguments carry only the plugin's name; `ClientConfig` keeps the token out
+of every repr, and so does this plugin.
+
+A page that cannot be read (after the client's own retries) raises `PartLeftOpenError`:
+the handler did not run, so the coordinator leaves the part open rather than failing it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from distributed import get_worker
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from splitkit.api import Client, ClientConfig
+from splitkit.engine.executors import Handler, _call_in_worker
+from splitkit.engine.part import Part
+from splitkit.errors import PartLeftOpenError
+
+
+class WorkerAccess(WorkerPlugin):
+    """The API access of a worker: a `Client` made once per worker process.
+
+    `config=None`: the worker's own environment (`FLATFILE_API_KEY`, ...), so no secret
+    leaves the coordinator. The token is in no repr (ClientConfig hides it too)."""
+
+    idempotent = False
+
+    def __init__(self, name: str, config: ClientConfig | None) -> None:
+        self.name = name
+        self._config = config
+        self._client: Client | None = None
+
+    def setup(self, worker: Any) -> None:
+        config = self._config if self._config is not None else ClientConfig.from_env()
+        self._client = Client.from_config(config)
+
+    def teardown(self, worker: Any) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            raise PartLeftOpenError(f"the worker plugin {self.name} was not set up")
+        return self._client
+
+    def __repr__(self) -> str:
+        where = "the coordinator's config" if self._config is not None else "the environment"
+        return f"WorkerAccess(name={self.name!r}, from {where})"
+
+
+@dataclass(frozen=True)
+class RemotePage:
+    """A part's page, read on the worker through the plugin named `access`."""
+
+    sheet_id: str
+    page_number: int
+    page_size: int
+    access: str
+
+    def read(self) -> bytes:
+        """The page's response body, read with the worker's client (its retries included)."""
+        worker = get_worker()
+        plugin = worker.plugins.get(self.access)
+        if not isinstance(plugin, WorkerAccess):
+            raise PartLeftOpenError(
+                f"worker {worker.address} has no splitkit access plugin {self.access!r} "
+                "(it joined a cluster whose coordinator has closed its DaskExecutor?)"
+            )
+        try:
+            return plugin.client.get_records_raw(
+                self.sheet_id, page_number=self.page_number, page_size=self.page_size
+            )
+        except Exception as exc:  # the client resent what it safely could; not the handler's
+            raise PartLeftOpenError(
+                f"worker {worker.address} could not read the part's records "
+                f"(page {self.page_number} of {self.sheet_id}): {type(exc).__name__}: {exc}"
+            ) from None
+
+
+def run_on_worker(handler: Handler, part: Part) -> tuple[Any, str]:
+    """The Dask task: read the page, run the handler; (its result, this worker's address)."""
+    part.load()  # before the handler: a page that cannot be read is no handler failure
+    return _call_in_worker(handler, part), str(get_worker().address)
