@@ -36,7 +36,7 @@ _DECODER = json.JSONDecoder()
 
 
 def _plain(kind: pa.DataType) -> bool:
-    return (
+    return bool(
         pa.types.is_string(kind)
         or pa.types.is_int64(kind)
         or pa.types.is_float64(kind)
@@ -147,4 +147,5 @@ def arrow_records_frame(content: bytes) -> pd.DataFrame | None:
     order += [k for k in named if k not in order]
     columns = [named[k] for k in order]
     frame = pa.Table.from_arrays([ids, valid, *columns], names=["_id", "_valid", *order])
-    return frame.to_pandas()
+    result: pd.DataFrame = frame.to_pandas()
+    return result

@@ -13,7 +13,6 @@ import contextlib
 import functools
 import inspect
 import pickle
-import queue
 import threading
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar, runtime_checkable
@@ -53,7 +52,7 @@ class LoopExecutor:
     which holds only cpu + 4), so `concurrency=32` means 32 sync handlers at once, and a
     handler stuck past its timeout neither holds back the run's end nor keeps the process
     alive after it (a pool's threads are joined at interpreter exit; daemon threads are
-    not). A thread whose call has returned is reused for a later call (`DaemonThreads`).
+    not).
     """
 
     async def run(self, handler: Handler, part: Part) -> Any:
@@ -95,51 +94,8 @@ async def in_daemon_thread(call: Callable[[], T], *, name: str) -> T:
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(deliver, result, error)
 
-    _THREADS.submit(main, name)
+    threading.Thread(target=main, name=name, daemon=True).start()
     return await future
-
-
-class DaemonThreads:
-    """Daemon threads that run one call at a time each, reused once their call returned.
-
-    A call never waits for a thread: it takes an idle one or starts a new one, so every
-    call runs at once and a stuck call holds only its own thread. Starting a thread costs
-    the event loop ~0.3 ms, as much as one of a part's requests; a thread left idle for
-    `idle_s` ends.
-    """
-
-    def __init__(self, idle_s: float = 30.0) -> None:
-        self.idle_s = idle_s
-        self._lock = threading.Lock()
-        self._idle: list[queue.SimpleQueue[tuple[Callable[[], None], str]]] = []
-
-    def submit(self, call: Callable[[], None], name: str) -> None:
-        """Run `call()` (which must not raise) in a daemon thread named `name`."""
-        with self._lock:
-            inbox = self._idle.pop() if self._idle else None
-        if inbox is None:
-            inbox = queue.SimpleQueue()
-            threading.Thread(target=self._work, args=(inbox,), name=name, daemon=True).start()
-        inbox.put((call, name))
-
-    def _work(self, inbox: queue.SimpleQueue[tuple[Callable[[], None], str]]) -> None:
-        while True:
-            try:
-                call, name = inbox.get(timeout=self.idle_s)
-            except queue.Empty:
-                with self._lock:
-                    if any(idle is inbox for idle in self._idle):
-                        self._idle.remove(inbox)
-                        return
-                continue  # taken just as it timed out: its call is on the way
-            threading.current_thread().name = name
-            call()
-            del call  # drop the finished call's part and result before waiting again
-            with self._lock:
-                self._idle.append(inbox)
-
-
-_THREADS = DaemonThreads()
 
 
 class _PoolExecutor:

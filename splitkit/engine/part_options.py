@@ -19,7 +19,6 @@ from tenacity import (
     stop_before_delay,
     wait_exponential_jitter,
 )
-
 from tenacity.stop import stop_base
 
 from splitkit._checks import non_negative_int, positive_number

@@ -35,7 +35,9 @@ def _cells(**values: Any) -> dict[str, Any]:
 
 
 FAST: dict[str, bytes] = {
-    "plain strings": _page(*(_rec(i, _cells(a=f"x{i}", b="ü✓ 名前"), valid=True) for i in range(5))),
+    "plain strings": _page(
+        *(_rec(i, _cells(a=f"x{i}", b="ü✓ 名前"), valid=True) for i in range(5))
+    ),
     "dates stay strings": _page(
         _rec(0, _cells(d="2022-03-01", t="2022-03-01T10:00:00Z"), valid=True),
         _rec(1, _cells(d="2023-12-31", t="2024-01-01 00:00:00"), valid=True),
@@ -115,7 +117,11 @@ def test_pages_arrow_would_read_otherwise_go_to_the_reference(name: str) -> None
 
 def test_a_generated_sheet_page_takes_the_fast_path() -> None:
     records = [
-        _rec(i, _cells(name=f"n{i}", signup=f"2022-01-{1 + i % 28:02d}", n=i, x=i / 3), valid=i % 3 > 0)
+        _rec(
+            i,
+            _cells(name=f"n{i}", signup=f"2022-01-{1 + i % 28:02d}", n=i, x=i / 3),
+            valid=i % 3 > 0,
+        )
         for i in range(1_000)
     ]
     content = _page(*records)

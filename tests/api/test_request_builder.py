@@ -57,7 +57,10 @@ def _same(built: httpx.Request, reference: httpx.Request) -> None:
 def test_the_request_is_the_one_httpx_builds(base_url: str, op: Operation[Any]) -> None:
     with Client(base_url, "secret-token", timeout=7.5) as client:
         http = client._http
-        _same(RequestBuilder(http).build(op), http.build_request(op.method, op.path, **_request_kwargs(op)))
+        _same(
+            RequestBuilder(http).build(op),
+            http.build_request(op.method, op.path, **_request_kwargs(op)),
+        )
 
 
 def test_the_async_client_builds_the_same_requests() -> None:
