@@ -150,15 +150,6 @@ class BaseClient:
             "User-Agent": "splitkit",
         }
 
-    def _request_kwargs(self, op: Operation[Any]) -> dict[str, Any]:
-        if op.json is None:
-            return {"params": op.params}
-        return {
-            "params": op.params,
-            "content": dumps(op.json),
-            "headers": {"Content-Type": "application/json"},
-        }
-
     # -- reading ----------------------------------------------------------------------------
 
     def _result(self, op: Operation[T], response: httpx.Response) -> T:
@@ -261,12 +252,66 @@ class BaseClient:
             "reraise": True,
         }
 
+    def _resend_worthy(self, exc: BaseException) -> bool:
+        """Whether a failed first try goes on to the retry loop (which replays it first)."""
+        return _retryable(exc)
+
     def _wait(self, state: RetryCallState) -> float:
         policy = self._config.retry
         exc = state.outcome.exception() if state.outcome is not None else None
         if isinstance(exc, ApiError) and exc.retry_after is not None:
             return min(exc.retry_after, policy.max_wait)
         return policy.backoff(state.attempt_number, random.random())
+
+
+class RequestBuilder:
+    """The ``httpx.Request`` of an operation, as ``client.build_request`` makes it, for less.
+
+    httpx parses the URL three times per request (the path, the path joined to the base
+    URL, then again to add the query; ~0.15 ms each, a fifth of the client's CPU per part
+    in dispatch). This joins the already escaped path and query as text and parses once;
+    the client's headers, cookies and timeout are merged as ``build_request`` merges them
+    (``tests/api/test_request_builder.py`` compares the two). A path that is not plain
+    ASCII, or holds a query or fragment of its own, goes through ``build_request``.
+    """
+
+    def __init__(self, http: httpx.Client | httpx.AsyncClient) -> None:
+        self._http = http
+        self._base = http.base_url
+        self._base_path = http.base_url.raw_path  # httpx ends it with "/"
+        self._extensions = {"timeout": http.timeout.as_dict()}
+
+    def build(self, op: Operation[Any]) -> httpx.Request:
+        path = op.path
+        if not path.isascii() or "?" in path or "#" in path:
+            return self._http.build_request(op.method, path, **_request_kwargs(op))
+        raw_path = self._base_path + path.lstrip("/").encode("ascii")
+        if op.params:
+            raw_path += b"?" + str(httpx.QueryParams(op.params)).encode("ascii")
+        headers = self._http.headers
+        content = None
+        if op.json is not None:
+            headers = httpx.Headers(headers)
+            headers["Content-Type"] = "application/json"
+            content = dumps(op.json)
+        return httpx.Request(
+            op.method,
+            self._base.copy_with(raw_path=raw_path),
+            headers=headers,
+            content=content,
+            cookies=self._http.cookies or None,
+            extensions=self._extensions,
+        )
+
+
+def _request_kwargs(op: Operation[Any]) -> dict[str, Any]:
+    if op.json is None:
+        return {"params": op.params}
+    return {
+        "params": op.params,
+        "content": dumps(op.json),
+        "headers": {"Content-Type": "application/json"},
+    }
 
 
 def _retryable(exc: BaseException) -> bool:

@@ -22,7 +22,7 @@ import pandas as pd
 from tenacity import AsyncRetrying
 
 from splitkit.api import operations as ops
-from splitkit.api._base import BaseClient
+from splitkit.api._base import BaseClient, RequestBuilder
 from splitkit.api._transports import (
     ASYNC_TRANSPORT_ERRORS,
     async_http_client,
@@ -62,6 +62,7 @@ class AsyncClient(BaseClient):
         )
         super().__init__(config)
         self._http = async_http_client(config, self._headers(), transport)
+        self._requests = RequestBuilder(self._http)
 
     @classmethod
     def from_config(
@@ -91,14 +92,32 @@ class AsyncClient(BaseClient):
     # -- the send loop ----------------------------------------------------------------------
 
     async def _send_once(self, op: Operation[T]) -> T:
+        request = self._requests.build(op)
         try:
-            response = await self._http.request(op.method, op.path, **self._request_kwargs(op))
+            response = await self._http.send(request)
         except ASYNC_TRANSPORT_ERRORS as exc:
             raise self._connection_failed(op, async_transport_failure(exc)) from exc
         return self._result(op, response)
 
     async def _send(self, op: Operation[T]) -> T:
-        result: T = await AsyncRetrying(**self._retry_options())(self._send_once, op)
+        # The first try runs bare: a retry loop costs more than the request's own client
+        # CPU. Only a failure worth resending enters tenacity, whose first attempt replays
+        # it, so the waits, the log lines and the attempts bound are the loop's as ever.
+        try:
+            return await self._send_once(op)
+        except Exception as exc:
+            if not self._resend_worthy(exc):
+                raise
+            first: BaseException | None = exc
+
+        async def attempt(op: Operation[T]) -> T:
+            nonlocal first
+            if first is not None:
+                failure, first = first, None
+                raise failure
+            return await self._send_once(op)
+
+        result: T = await AsyncRetrying(**self._retry_options())(attempt, op)
         return result
 
     async def _drive(self, flow: Flow[T]) -> T:

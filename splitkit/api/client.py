@@ -21,7 +21,7 @@ import pandas as pd
 from tenacity import Retrying
 
 from splitkit.api import operations as ops
-from splitkit.api._base import BaseClient
+from splitkit.api._base import BaseClient, RequestBuilder
 from splitkit.api._transports import (
     TRANSPORT_ERRORS,
     http_client,
@@ -59,6 +59,7 @@ class Client(BaseClient):
         )
         super().__init__(config)
         self._http = http_client(config, self._headers(), transport)
+        self._requests = RequestBuilder(self._http)
 
     @classmethod
     def from_config(
@@ -88,14 +89,32 @@ class Client(BaseClient):
     # -- the send loop ----------------------------------------------------------------------
 
     def _send_once(self, op: Operation[T]) -> T:
+        request = self._requests.build(op)
         try:
-            response = self._http.request(op.method, op.path, **self._request_kwargs(op))
+            response = self._http.send(request)
         except TRANSPORT_ERRORS as exc:
             raise self._connection_failed(op, transport_failure(exc)) from exc
         return self._result(op, response)
 
     def _send(self, op: Operation[T]) -> T:
-        result: T = Retrying(**self._retry_options())(self._send_once, op)
+        # The first try runs bare: a retry loop costs more than the request's own client
+        # CPU. Only a failure worth resending enters tenacity, whose first attempt replays
+        # it, so the waits, the log lines and the attempts bound are the loop's as ever.
+        try:
+            return self._send_once(op)
+        except Exception as exc:
+            if not self._resend_worthy(exc):
+                raise
+            first: BaseException | None = exc
+
+        def attempt(op: Operation[T]) -> T:
+            nonlocal first
+            if first is not None:
+                failure, first = first, None
+                raise failure
+            return self._send_once(op)
+
+        result: T = Retrying(**self._retry_options())(attempt, op)
         return result
 
     def _drive(self, flow: Flow[T]) -> T:

@@ -126,22 +126,25 @@ async def run_part(
         return _left_open(0, "could not read the part's records", exc)
 
     attempts = 0
+
+    async def attempt(number: int) -> Any:
+        nonlocal attempts
+        attempts = number
+        if on_attempt is not None:
+            on_attempt(number)
+        part = Part(
+            job_id=job.id,
+            parent_id=spec.parent_id,
+            index=spec.index,
+            part_data=dict(job.part_data or {}),
+            records=records,
+            attempt=number,
+            sink=sink,
+        )
+        return await _call_handler(executor, handler, part, options.timeout_s)
+
     try:
-        async for attempt in options.retrying():
-            with attempt:
-                attempts = attempt.retry_state.attempt_number
-                if on_attempt is not None:
-                    on_attempt(attempts)
-                part = Part(
-                    job_id=job.id,
-                    parent_id=spec.parent_id,
-                    index=spec.index,
-                    part_data=dict(job.part_data or {}),
-                    records=records,
-                    attempt=attempts,
-                    sink=sink,
-                )
-                result = await _call_handler(executor, handler, part, options.timeout_s)
+        result = await options.run_retrying(attempt)
         message, outcome = result_as_outcome(result, spec.index)
         dumps(outcome)  # the wire's own encoder: what it cannot send fails the part, with why
     except PartLeftOpenError as exc:  # the executor could not run it (page unread, cluster gone)
@@ -218,7 +221,7 @@ async def end_part(
             return _as_server_has_it(job, attempts, error, tb)
         return reason
 
-    result: PartResult | str = await options.delivering()(round_)
+    result: PartResult | str = await options.deliver(round_)
     if isinstance(result, PartResult):
         return result
     window = options.delivery_window_s
