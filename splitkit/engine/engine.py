@@ -177,6 +177,9 @@ class Engine:
                 message=result.message,
                 error=result.error,
                 traceback=result.traceback,
+                page_bytes=result.page_bytes,
+                handler_s=result.cost.handler_s if result.cost else None,
+                peak_alloc_bytes=result.cost.peak_alloc_bytes if result.cost else None,
             )
         except Exception as exc:  # a bug of ours must not leave the part `running`
             error, tb = describe_error(exc)

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import os
 import threading
 import traceback
@@ -58,6 +59,7 @@ from splitkit.api.errors import (
     ServerError,
 )
 from splitkit.engine.executors import Executor, Handler
+from splitkit.engine.memory import HandlerCost, measure
 from splitkit.engine.part import Part, ProgressSink
 from splitkit.engine.part_options import PartOptions
 from splitkit.errors import PartTimeoutError
@@ -82,6 +84,9 @@ class PartResult:
     message: str | None = None
     error: str | None = None
     traceback: str | None = None
+    # What the part cost (`engine/memory.py`): None where not measured.
+    page_bytes: int | None = None
+    cost: HandlerCost | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +128,7 @@ async def run_part(
         return _left_open(0, "could not read the part's records", exc)
 
     attempts = 0
+    cost = HandlerCost()
     try:
         async for attempt in options.retrying():
             with attempt:
@@ -138,15 +144,21 @@ async def run_part(
                     attempt=attempts,
                     sink=sink,
                 )
-                result = await _call_handler(executor, handler, part, options.timeout_s)
+                with measure(spec.index, executor) as cost:
+                    result = await _call_handler(executor, handler, part, options.timeout_s)
         message, outcome = result_as_outcome(result, spec.index)
         dumps(outcome)  # the wire's own encoder: what it cannot send fails the part, with why
     except Exception as exc:
         error, tb = describe_error(exc)
-        return await end_part(client, spec.job_id, attempts, options, "failed", error=error, tb=tb)
-    return await end_part(
-        client, spec.job_id, attempts, options, "completed", message=message, outcome=outcome
-    )
+        ended = await end_part(
+            client, spec.job_id, attempts, options, "failed", error=error, tb=tb
+        )
+    else:
+        ended = await end_part(
+            client, spec.job_id, attempts, options, "completed", message=message, outcome=outcome
+        )
+    page_bytes = len(records) if isinstance(records, bytes) else None
+    return dataclasses.replace(ended, page_bytes=page_bytes, cost=cost)
 
 
 async def _call_handler(
