@@ -45,6 +45,7 @@ from splitkit.listener import Listener, multipart_listener
 from splitkit.pipeline import split_parent, start_parent_job
 from splitkit.plan import plan_parts, what_if
 from splitkit.retry import retry_failed, retryable_parts
+from splitkit.runlog import history
 from splitkit.settlement import SettleResult, asettle, settle
 from splitkit.summary import counts_match, summarize
 
@@ -82,6 +83,7 @@ __all__ = [
     "connect",
     "counts_match",
     "dispatch",
+    "history",
     "multipart_listener",
     "plan_parts",
     "retry_failed",

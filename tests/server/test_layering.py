@@ -105,7 +105,7 @@ def _explain(paths: list[list[str]]) -> str:
 LAYERS: list[set[str]] = [
     {"_checks", "statuses", "errors"},  # leaf modules: the vocabulary and the checks
     {"api", "server"},  # the client and the embedded server: never each other
-    {"plan", "outcomes", "summary", "settlement", "pipeline"},  # frames, and flows on the client
+    {"plan", "outcomes", "summary", "settlement", "pipeline", "runlog"},  # frames, client flows
     {"engine"},  # dispatch: runs the parts
     {"listener", "retry"},  # flows over the engine
     {"notebook"},  # views of a run: builds on the engine, never the reverse
@@ -118,6 +118,7 @@ SIBLINGS: set[tuple[str, str]] = {
     ("summary", "outcomes"),
     ("settlement", "outcomes"),
     ("settlement", "summary"),
+    ("runlog", "summary"),
     ("demo", "connection"),
     ("cli", "demo"),
 }
