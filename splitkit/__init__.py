@@ -41,6 +41,7 @@ from splitkit.engine import (
 from splitkit.engine.handle import Panel as _Panel
 from splitkit.engine.handle import notebook_views as _notebook_views
 from splitkit.errors import SettleRefusedError, SplitMismatchError
+from splitkit.lab import tune
 from splitkit.listener import Listener, multipart_listener
 from splitkit.pipeline import split_parent, start_parent_job
 from splitkit.plan import plan_parts, what_if
@@ -92,6 +93,7 @@ __all__ = [
     "split_parent",
     "start_parent_job",
     "summarize",
+    "tune",
     "what_if",
 ]
 

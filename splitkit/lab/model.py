@@ -142,6 +142,7 @@ class CostModel:
     rate_per_s: float | None = None
     burst: int = 0
     cpu_workers: int | None = None
+    claim_s: float = 0.0
 
     @classmethod
     def fit(
@@ -153,13 +154,16 @@ class CostModel:
         cpu_workers: int | None = None,
         bootstraps: int = 200,
         seed: int = 0,
+        claim_s: float = 0.0,
     ) -> CostModel:
         """Fit the costs to measured runs (finished `RunHandle`s or `Measured`).
 
         ``rate_per_s`` and ``burst``: the platform's rate limit (requests a second per
         token, and the bucket's depth), e.g. from a simulator profile or a probe; None
         when there is none. ``cpu_workers``: how many handlers can compute at once (None:
-        their time overlaps freely, e.g. they wait on I/O).
+        their time overlaps freely, e.g. they wait on I/O). ``claim_s``: seconds a real run
+        spends on its claim that the measured runs did not (`tune` probes with
+        ``claim=False``: it adds the claim's verify wait back), added to every prediction.
         """
         measured = [Measured.of(run) for run in runs]
         if not measured:
@@ -170,6 +174,7 @@ class CostModel:
         if cpu_workers is not None:
             cpu_workers = positive_int("cpu_workers", cpu_workers)
         bootstraps = positive_int("bootstraps", bootstraps)
+        claim_s = positive_number("claim_s", claim_s, allow_zero=True)
         parts = _parts_of(measured)
         rng = np.random.default_rng(seed)
         records = parts["records"].to_numpy(float)
@@ -205,14 +210,16 @@ class CostModel:
             fit_req[0, 0] + fit_handler[0, 0] + records * (fit_req[0, 1] + fit_handler[0, 1])
         )
         residuals = (requests + handler - predicted)[timed]
-        model = cls({}, samples, residuals, rate_per_s, burst, cpu_workers)
-        samples["overhead_s"] = model._overheads(measured)
+        model = cls({}, samples, residuals, rate_per_s, burst, cpu_workers, claim_s)
+        samples["overhead_s"] = model._overheads(measured, rng)
         model.costs = {name: float(values[0]) for name, values in samples.items()}
         return model
 
-    def _overheads(self, measured: list[Measured]) -> np.ndarray:
-        """The run overhead per bootstrap row: the median over runs of wall time minus the
-        predicted time of the run's parts (never below 0; 0 without a measured wall)."""
+    def _overheads(self, measured: list[Measured], rng: np.random.Generator) -> np.ndarray:
+        """The run overhead: the median over runs of wall time minus the predicted time of
+        the run's parts (never below 0; 0 without a measured wall). A bootstrap row takes
+        the median of resampled runs plus one run's deviation from the median, so that the
+        interval covers how much one run's overhead varies, not only the median's error."""
         left = []
         for run in measured:
             ran = run.outcomes[~_previous(run.outcomes)]
@@ -221,9 +228,18 @@ class CostModel:
             size = np.array([int(ran["records"].max())])
             parts_s = self._grid(int(ran["records"].sum()), size, np.array([run.concurrency]))
             left.append(run.wall_s - parts_s["wall"][:, 0])
+        rows = next(iter(self.samples.values())).size
         if not left:
-            return np.zeros(next(iter(self.samples.values())).size)
-        return np.maximum(np.median(np.vstack(left), axis=0), 0.0)
+            return np.zeros(rows)
+        values = np.vstack(left)  # runs × bootstrap rows
+        runs = values.shape[0]
+        middle = np.median(values, axis=0)
+        picks = rng.integers(0, runs, size=(runs, rows))
+        resampled = np.median(np.take_along_axis(values, picks, axis=0), axis=0)
+        one = values[rng.integers(0, runs, size=rows), np.arange(rows)]
+        drawn = resampled + one - middle
+        drawn[0] = middle[0]
+        return np.maximum(drawn, 0.0)
 
     # -- predictions ---------------------------------------------------------------------
     def _grid(self, total: int, b: np.ndarray, c: np.ndarray) -> dict[str, np.ndarray]:
@@ -270,6 +286,27 @@ class CostModel:
             "requests": n_requests,
         }
 
+    @staticmethod
+    def check_limits(
+        timeout: float | None = None,
+        memory_budget: float | None = None,
+        max_batch_size: int | None = None,
+    ) -> tuple[float | None, float | None, int]:
+        """The user's limits checked: (timeout, memory_budget, largest batch size)."""
+        if timeout is not None:
+            timeout = positive_number("timeout", timeout, what="a number of seconds or None")
+        if memory_budget is not None:
+            memory_budget = positive_number(
+                "memory_budget", memory_budget, what="a number of bytes or None"
+            )
+        if max_batch_size is None:
+            return timeout, memory_budget, MAX_PAGE_SIZE
+        return (
+            timeout,
+            memory_budget,
+            min(MAX_PAGE_SIZE, positive_int("max_batch_size", max_batch_size)),
+        )
+
     def predict(
         self,
         total: int,
@@ -294,19 +331,11 @@ class CostModel:
         for size in sizes:
             plan_parts(1, batch_size=int(size))  # the page limit's own message
         workers = _ints("concurrencies", concurrencies)
-        if timeout is not None:
-            timeout = positive_number("timeout", timeout, what="a number of seconds or None")
-        if memory_budget is not None:
-            memory_budget = positive_number("memory_budget", memory_budget, what="bytes or None")
-        cap = (
-            MAX_PAGE_SIZE
-            if max_batch_size is None
-            else positive_int("max_batch_size", max_batch_size)
-        )
+        timeout, memory_budget, cap = self.check_limits(timeout, memory_budget, max_batch_size)
         b = np.repeat(sizes, workers.size)
         c = np.tile(workers, sizes.size)
         grid = self._grid(total, b, c)
-        wall = grid["wall"] + self.samples["overhead_s"][:, None]
+        wall = grid["wall"] + self.samples["overhead_s"][:, None] + self.claim_s
         low, high = (
             np.percentile(wall[1:], [5, 95], axis=0) if wall.shape[0] > 1 else (wall[0], wall[0])
         )

@@ -107,7 +107,7 @@ LAYERS: list[set[str]] = [
     {"api", "server"},  # the client and the embedded server: never each other
     {"plan", "outcomes", "summary", "settlement", "pipeline", "runlog"},  # frames, client flows
     {"engine"},  # dispatch: runs the parts
-    {"listener", "retry"},  # flows over the engine
+    {"listener", "retry", "lab"},  # flows over the engine
     {"notebook"},  # views of a run: builds on the engine, never the reverse
     {"connection", "demo", "cli"},  # entry points: need client and server
     {"splitkit"},  # the package face: re-exports, wires the notebook's views into the engine
