@@ -151,6 +151,39 @@ def serve(
             min=0.001, help="Largest request body in MiB, larger ones get 413 (default: 32)."
         ),
     ] = None,
+    simulate: Annotated[
+        str | None,
+        typer.Option(
+            help="Simulate a platform: a profile name (local, flatfile, slow-network, "
+            "rate-limited) or a profile JSON file (see docs/simulator.md). Default: off."
+        ),
+    ] = None,
+    latency_ms: Annotated[
+        float | None, typer.Option(min=0, help="Simulated latency per request (ms).")
+    ] = None,
+    jitter_ms: Annotated[
+        float | None, typer.Option(min=0, help="Simulated extra latency, uniform 0..N ms.")
+    ] = None,
+    rate_limit: Annotated[
+        float | None,
+        typer.Option(min=0.001, help="Simulated rate limit: requests/s per token (then 429)."),
+    ] = None,
+    burst: Annotated[
+        int | None, typer.Option(min=1, help="Requests a token may send at once (bucket).")
+    ] = None,
+    fail: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Simulated failures, STATUS:RATE[:METHOD /path], e.g. 503:0.01 or "
+            "'500:0.05:POST /jobs/*/complete' (repeatable)."
+        ),
+    ] = None,
+    page_ms_per_record: Annotated[
+        float | None, typer.Option(min=0, help="Simulated records-page cost, ms per record.")
+    ] = None,
+    sim_seed: Annotated[
+        int | None, typer.Option(help="Seed of the simulator's random draws.")
+    ] = None,
 ) -> None:
     """Run the embedded Flatfile-compatible server until Ctrl-C."""
     from splitkit.server import EmbeddedServer
@@ -165,7 +198,18 @@ def serve(
             f"there is no sample {sample!r}: the samples are {there}; pass one of them to "
             "--sample, or --records N for N generated records"
         )
+    profile = _simulated(
+        simulate,
+        latency_ms=latency_ms,
+        jitter_ms=jitter_ms,
+        rate_per_s=rate_limit,
+        burst=burst,
+        failures=fail,
+        page_ms_per_record=page_ms_per_record,
+        seed=sim_seed,
+    )
     server = EmbeddedServer(
+        simulate=profile,
         db_path=db,
         token=token,
         host=host,
@@ -184,6 +228,8 @@ def serve(
         typer.echo(f"token                {server.token}")
         typer.echo(f"environment id       {server.environment_id}")
         typer.echo(f"request body limit   {server.max_body_mb:g} MiB (--max-body-mb)")
+        if profile is not None:
+            typer.echo(f"simulating           {profile.describe()}")
         if server.sheet_id is not None:
             typer.echo(f"sheet id             {server.sheet_id}")
         typer.echo(
@@ -199,6 +245,23 @@ def serve(
             typer.echo("\nstopping...")
     finally:
         server.stop()
+
+
+def _simulated(simulate: str | None, **flags: Any) -> Any:
+    """The simulator's profile from ``--simulate`` and the flags given (None: off)."""
+    from splitkit.simprofile import FailureRule, sim_profile
+
+    given = {name: value for name, value in flags.items() if value is not None}
+    if simulate is None and not given:
+        return None
+    try:
+        if "failures" in given:
+            given["failures"] = tuple(FailureRule.parse(text) for text in given["failures"])
+        if simulate is None:
+            given["name"] = "custom"
+        return sim_profile(simulate or "local", **given)
+    except ValueError as exc:
+        raise UserError(f"{exc}; see docs/simulator.md") from exc
 
 
 def _cannot_listen(exc: OSError, host: str, port: int) -> Exception:

@@ -9,11 +9,15 @@ from .auth import token_checker
 from .config import ServerConfig
 from .limits import BodyGuard
 from .routes import ROUTERS
+from .simulator import Simulator, SimulatorMiddleware
 from .store import Store
 
 
-def create_app(config: ServerConfig, store: Store | None = None) -> FastAPI:
+def create_app(
+    config: ServerConfig, store: Store | None = None, simulator: Simulator | None = None
+) -> FastAPI:
     """The app over ``config.db_path`` (or over ``store``, already open on that file).
+    ``simulator`` (off when None) imitates a platform's latency, limits and failures.
 
     The database is opened here, not in a startup hook, so the app works under any
     transport, lifespan or not. ``app.state.store`` is the store; close it after serving.
@@ -27,9 +31,12 @@ def create_app(config: ServerConfig, store: Store | None = None) -> FastAPI:
     )
     app.state.config = config
     app.state.store = store if store is not None else Store(config.db_path)
+    app.state.simulator = simulator
     errors.install(app)
     # every body passes the size and JSON checks once, before any route reads it
     app.add_middleware(BodyGuard, max_body_bytes=config.max_body_bytes)
+    if simulator is not None:  # outermost: every answer, refusals included, pays latency
+        app.add_middleware(SimulatorMiddleware, simulator=simulator)
     auth = Depends(token_checker(config.token))
     for router in ROUTERS:
         app.include_router(router, prefix="/v1", dependencies=[auth])

@@ -5,6 +5,10 @@
 
 For notebooks and tests. The database is a file: pass ``db_path`` to keep it across
 restarts, or leave it None for a temporary one that ``stop()`` removes.
+
+``simulate`` imitates a platform (latency, a rate limit, failures, a records-page cost):
+a profile name (``"flatfile"``, ``"slow-network"``, ``"rate-limited"``, ``"local"``), a
+profile JSON path, a dict or a ``SimProfile``; off when None. See docs/simulator.md.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import socket
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -22,10 +27,12 @@ import httpx
 import uvicorn
 
 from splitkit._checks import file_path, integer, non_empty_str, secret
+from splitkit.simprofile import SimProfile, sim_profile
 
 from .app import create_app
 from .config import DEFAULT_MAX_BODY_MB, ServerConfig, check_max_body_mb
 from .samples import SampleSheet, create_sample_sheet
+from .simulator import Simulator
 from .store import Store
 
 _START_TIMEOUT_S = 15.0
@@ -35,6 +42,9 @@ class EmbeddedServer:
     """A running server: ``.url`` (with ``/v1``), ``.token``, ``.environment_id`` and, when a
     sample or generated records were asked for, ``.space_id``, ``.workbook_id``, ``.sheet_id``.
     ``max_body_mb`` bounds a request body (MiB; a larger one is answered 413).
+    ``simulate`` (see the module docstring) makes ``.simulator`` a
+    :class:`~splitkit.server.simulator.Simulator` (``.profile``, ``.set_profile()``,
+    ``.stats``); None when off.
     """
 
     def __init__(
@@ -48,6 +58,7 @@ class EmbeddedServer:
         records: int | None = None,
         seed: int = 0,
         max_body_mb: float = DEFAULT_MAX_BODY_MB,
+        simulate: SimProfile | str | Path | Mapping[str, object] | None = None,
     ) -> None:
         if sample is not None and records is not None:
             raise ValueError("pass sample or records, not both")
@@ -81,6 +92,10 @@ class EmbeddedServer:
         self._store: Store | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+        # resolved now: a bad profile is refused before anything starts
+        self.simulator = (
+            None if simulate is None else Simulator(sim_profile(simulate), active=False)
+        )
 
     # -- addresses and ids -------------------------------------------------------------
 
@@ -158,7 +173,7 @@ class EmbeddedServer:
             raise
         self.port = sock.getsockname()[1]  # the port picked when 0 was asked for
         uv_config = uvicorn.Config(
-            create_app(config, self._store),
+            create_app(config, self._store, self.simulator),
             log_config=None,  # leave the host process's logging alone
             log_level="warning",
             access_log=False,
@@ -172,6 +187,8 @@ class EmbeddedServer:
         )
         self._thread.start()
         self._wait_until_answering()
+        if self.simulator is not None:  # only now: the readiness check is not simulated
+            self.simulator.active = True
 
     def _wait_until_answering(self) -> None:
         deadline = time.monotonic() + _START_TIMEOUT_S
@@ -203,6 +220,8 @@ class EmbeddedServer:
         if self._tmpdir is not None:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
         self._server = self._thread = self._store = self._tmpdir = None
+        if self.simulator is not None:
+            self.simulator.active = False
 
     def __enter__(self) -> EmbeddedServer:
         return self.start()

@@ -103,7 +103,9 @@ def _explain(paths: list[list[str]]) -> str:
 # (``splitkit.plan`` is ``plan``) may import what is in a layer below its own; inside a layer
 # only the SIBLINGS edges. Every module of splitkit has a place here.
 LAYERS: list[set[str]] = [
-    {"_checks", "statuses", "errors"},  # leaf modules: the vocabulary and the checks
+    # leaf modules: the vocabulary, the checks, and the simulator's profile (written by the
+    # client's probe, read by the server's simulator)
+    {"_checks", "statuses", "errors", "simprofile"},
     {"api", "server"},  # the client and the embedded server: never each other
     {"plan", "outcomes", "summary", "settlement", "pipeline", "runlog"},  # frames, client flows
     {"engine"},  # dispatch: runs the parts
@@ -113,6 +115,7 @@ LAYERS: list[set[str]] = [
     {"splitkit"},  # the package face: re-exports, wires the notebook's views into the engine
 ]
 SIBLINGS: set[tuple[str, str]] = {
+    ("simprofile", "_checks"),
     ("plan", "outcomes"),
     ("pipeline", "plan"),
     ("summary", "outcomes"),
