@@ -19,7 +19,6 @@ import pytest
 
 from splitkit.server import EmbeddedServer
 
-
 # Every dispatch keeps its run in the history (splitkit.runlog): the suite's runs go to a
 # folder of their own, not .splitkit/runs in the checkout (kernels and subprocesses inherit it).
 os.environ.setdefault("SPLITKIT_HISTORY", tempfile.mkdtemp(prefix="splitkit-history-"))

@@ -150,9 +150,7 @@ async def run_part(
         dumps(outcome)  # the wire's own encoder: what it cannot send fails the part, with why
     except Exception as exc:
         error, tb = describe_error(exc)
-        ended = await end_part(
-            client, spec.job_id, attempts, options, "failed", error=error, tb=tb
-        )
+        ended = await end_part(client, spec.job_id, attempts, options, "failed", error=error, tb=tb)
     else:
         ended = await end_part(
             client, spec.job_id, attempts, options, "completed", message=message, outcome=outcome

@@ -378,11 +378,12 @@ class CostModel:
                 "peak_memory_bytes": peak,
                 "binding": binding.astype(object),
                 "allowed": why == "",
-                "why_not": pd.array(np.where(why == "", None, why), dtype="str"),
+                "why_not": pd.array([w or None for w in why], dtype="str"),
             }
         )
         frame = frame.sort_values(["wall_s", "batch_size"], kind="stable").reset_index(drop=True)
-        frame.attrs = {"total": total, **self.costs}
+        frame.attrs["total"] = total
+        frame.attrs.update(self.costs)
         return frame
 
     def _bytes(self, size: np.ndarray) -> np.ndarray:

@@ -29,7 +29,18 @@ def _axes(ax: Axes | None) -> Axes:
     if ax is not None:
         return ax
     _, new = plt.subplots(figsize=(7, 4), layout="constrained")
-    return cast("Axes", new)
+    return new
+
+
+def _batch_axis(ax: Axes, sizes: pd.Series) -> None:
+    """A log axis of batch sizes, ticked at the sizes shown, written as plain numbers."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    ax.set_xscale("log")
+    ax.set_xticks(sorted(int(s) for s in sizes.unique()))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("batch size (records per part)")
 
 
 def _check(frame: object, name: str, columns: tuple[str, ...]) -> pd.DataFrame:
@@ -48,11 +59,12 @@ def plot_tuning(
     ax = _axes(ax)
     table = tuning.table.sort_values("batch_size")
     colors: dict[int, Any] = {}
-    for workers, rows in table.groupby("concurrency", sort=True):
+    for key, rows in table.groupby("concurrency", sort=True):
+        workers = int(cast(int, key))
         (line,) = ax.plot(
             rows["batch_size"], rows["wall_s"], marker="o", ms=3, label=f"concurrency {workers}"
         )
-        colors[int(workers)] = line.get_color()
+        colors[workers] = line.get_color()
         ax.fill_between(
             rows["batch_size"],
             rows["wall_low_s"],
@@ -76,15 +88,16 @@ def plot_tuning(
         ax.scatter([], [], marker="x", color="#e53935", label="ruled out by your limits")
     if measured is not None:
         frame = _check(measured, "measured", ("batch_size", "wall_s"))
-        for _, row in frame.iterrows():
-            workers = int(row["concurrency"]) if "concurrency" in frame.columns else None
+        for index in range(len(frame)):
+            row = frame.iloc[index]
+            ran_at = int(row["concurrency"]) if "concurrency" in frame.columns else 0
             ax.scatter(
                 row["batch_size"],
                 row["wall_s"],
                 s=30,
                 edgecolor="black",
                 zorder=4,
-                color=colors.get(workers, "#757575") if workers else "#757575",
+                color=colors.get(ran_at, "#757575"),
             )
         ax.scatter([], [], s=30, edgecolor="black", color="#9e9e9e", label="measured")
     best = tuning.recommendation.iloc[0]
@@ -98,8 +111,7 @@ def plot_tuning(
         zorder=5,
         label=f"pick: {int(best['batch_size']):,} × {int(best['concurrency'])} ({best['binding']})",
     )
-    ax.set_xscale("log")
-    ax.set_xlabel("batch size (records per part)")
+    _batch_axis(ax, table["batch_size"])
     ax.set_ylabel("wall time of the whole job (s)")
     ax.set_title(f"tune: {int(table.attrs.get('total', 0)):,} records, 90% interval shaded")
     ax.legend(fontsize="small")
@@ -113,8 +125,7 @@ def plot_history(history: pd.DataFrame, *, ax: Axes | None = None, by: str = "se
     ax = _axes(ax)
     for key, rows in frame.groupby(by, sort=True):
         ax.scatter(rows["batch_size"], rows["wall_s"], s=30, label=f"{by} {key}")
-    ax.set_xscale("log")
-    ax.set_xlabel("batch size (records per part)")
+    _batch_axis(ax, frame["batch_size"])
     ax.set_ylabel("wall time of the run (s)")
     ax.set_title(f"run history: {len(frame)} runs")
     ax.legend(fontsize="small")

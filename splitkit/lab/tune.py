@@ -155,14 +155,18 @@ def tune(
     rate, depth = _rate_limit(rate_per_s, burst, profile)
     seed = integer("seed", seed, what="an integer")
     # Checked now, before any probe: the model refuses them with the same messages.
-    model_args = {
+    model_args: dict[str, Any] = {
         "rate_per_s": rate,
         "burst": depth,
         "cpu_workers": cpu_workers,
         "seed": seed,
         "claim_s": ClaimPolicy().verify_s,  # what a real run waits to claim its parent
     }
-    limits = {"timeout": timeout, "memory_budget": memory_budget, "max_batch_size": max_batch_size}
+    limits: dict[str, Any] = {
+        "timeout": timeout,
+        "memory_budget": memory_budget,
+        "max_batch_size": max_batch_size,
+    }
     CostModel.check_limits(**limits)
 
     probes: list[dict[str, Any]] = []

@@ -130,9 +130,7 @@ def test_the_pick_respects_a_timeout_and_max_batch_size(model: CostModel) -> Non
 
 def test_a_rate_limit_caps_the_throughput(grid: dict[int, sk.RunHandle]) -> None:
     slow = CostModel.fit(grid.values(), rate_per_s=5, burst=0, seed=0)
-    table = slow.predict(TOTAL, batch_sizes=GRID, concurrencies=CONCURRENCY).set_index(
-        "batch_size"
-    )
+    table = slow.predict(TOTAL, batch_sizes=GRID, concurrencies=CONCURRENCY).set_index("batch_size")
     # 16 parts of 125 make 54 requests: at 5 a second, at least 10.8 s.
     assert table.loc[125, "binding"] == "rate limit"
     assert table.loc[125, "wall_s"] >= (3 * 16 + 6) / 5
@@ -147,7 +145,7 @@ def test_tune_refuses_bad_arguments_before_probing(
         sk.tune("http://x", sheet, count)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="handler must be callable"):
         sk.tune(client, sheet, 3)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="at most 10,000 .*records page limit"):
+    with pytest.raises(ValueError, match=r"at most 10,000 .*records page limit"):
         sk.tune(client, sheet, count, batch_sizes=[500, 20_000])
     with pytest.raises(ValueError, match="concurrencies must be a positive integer, got 0"):
         sk.tune(client, sheet, count, concurrencies=[0, 4])
