@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from splitkit._checks import non_negative_int, positive_int, positive_number
-from splitkit.plan import MAX_PAGE_SIZE, plan_parts
+from splitkit.plan import MAX_PAGE_SIZE, _positive_ints, plan_parts
 from splitkit.statuses import OutcomeStatus, spellings
 
 __all__ = ["PREDICTION_COLUMNS", "CostModel", "Measured"]
@@ -440,11 +440,5 @@ def _parts_of(measured: list[Measured]) -> pd.DataFrame:
 
 
 def _ints(name: str, values: Iterable[int] | int) -> np.ndarray:
-    if isinstance(values, int | np.integer) and not isinstance(values, bool):
-        values = [int(values)]
-    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
-        raise ValueError(f"{name} must be a positive integer or a list of them, got {values!r}")
-    items = [positive_int(name, v) for v in values]
-    if not items:
-        raise ValueError(f"{name} must not be empty")
-    return np.asarray(sorted(set(items)), dtype=np.int64)
+    """Distinct positive integers, ascending (plan's check, its messages)."""
+    return np.unique(_positive_ints(name, values))

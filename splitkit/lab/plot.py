@@ -9,14 +9,20 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import pandas as pd
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from splitkit.lab.tune import Tuning
+
+class Tuned(Protocol):
+    """What `plot_tuning` draws: a `splitkit.lab.Tuning` (its table and recommendation)."""
+
+    table: pd.DataFrame
+    recommendation: pd.DataFrame
+
 
 __all__ = ["plot_history", "plot_tuning"]
 
@@ -53,7 +59,7 @@ def _check(frame: object, name: str, columns: tuple[str, ...]) -> pd.DataFrame:
 
 
 def plot_tuning(
-    tuning: Tuning, *, measured: pd.DataFrame | None = None, ax: Axes | None = None
+    tuning: Tuned, *, measured: pd.DataFrame | None = None, ax: Axes | None = None
 ) -> Axes:
     """The prediction per batch size and concurrency, the pick, and measured runs."""
     ax = _axes(ax)
