@@ -5,9 +5,10 @@ Two columns of the outcome frame come from here (see `splitkit.outcomes`):
 - ``page_bytes``: the size of the part's records page as it came off the wire (every part
   that fetched a page; NA for a part that never got that far).
 - ``peak_alloc_bytes``: the handler's peak Python allocation, from `tracemalloc`, which
-  slows every allocation while it traces. So it is **sampled**: part 0 and every
-  `SAMPLE_EVERY`-th part after it (``part % SAMPLE_EVERY == 0``), one at a time in a
-  process (a sampled part that starts while another is traced is not sampled), only when
+  slows every allocation in the process while it traces. So it is **sampled**: part 0 and
+  every `SAMPLE_EVERY`-th part after it, the first `MAX_SAMPLES` of them (parts 0, 8, ...,
+  120: a run of 100,000 parts traces 16, not 12,500), one at a time in a process (a
+  sampled part that starts while another is traced is not sampled), only when
   the handler runs in this process (`LoopExecutor`, `ThreadExecutor`: a process pool or a
   Dask worker allocates elsewhere) and never when something else already traces (the
   user's own `tracemalloc.start()` is left alone). Every other part has NA.
@@ -32,8 +33,9 @@ from dataclasses import dataclass
 
 from splitkit.engine.executors import Executor, LoopExecutor, ThreadExecutor
 
-#: Part 0 and every SAMPLE_EVERY-th part after it have their handler's memory traced.
+#: Part 0 and every SAMPLE_EVERY-th part after it, MAX_SAMPLES of them, are traced.
 SAMPLE_EVERY = 8
+MAX_SAMPLES = 16
 
 _tracing = threading.Lock()  # one traced handler call at a time in a process
 
@@ -48,7 +50,11 @@ class HandlerCost:
 
 def sampled(index: int, executor: Executor) -> bool:
     """Whether part `index`'s handler call is one to trace (see the module docstring)."""
-    return index % SAMPLE_EVERY == 0 and isinstance(executor, LoopExecutor | ThreadExecutor)
+    return (
+        index % SAMPLE_EVERY == 0
+        and index < SAMPLE_EVERY * MAX_SAMPLES
+        and isinstance(executor, LoopExecutor | ThreadExecutor)
+    )
 
 
 @contextlib.contextmanager

@@ -7,8 +7,8 @@ import tracemalloc
 
 import pandas as pd
 
-from splitkit import Part, dispatch
-from splitkit.engine.memory import SAMPLE_EVERY
+from splitkit import LoopExecutor, Part, ProcessExecutor, ThreadExecutor, dispatch
+from splitkit.engine.memory import MAX_SAMPLES, SAMPLE_EVERY, sampled
 
 BIG = 4_000_000  # bytes a handler holds at its peak, far above what parsing a page takes
 
@@ -59,3 +59,17 @@ def test_parts_that_never_ran_have_no_costs(client, split_job) -> None:
     for column in ("page_bytes", "handler_s", "peak_alloc_bytes"):
         assert again[column].isna().all(), column
     assert isinstance(again, pd.DataFrame)
+
+
+def test_the_sample_is_bounded_and_in_process_only() -> None:
+    # Tracing slows the whole process: a run of 100,000 parts traces 16 of them, not 12,500.
+    loop = LoopExecutor()
+    traced = [index for index in range(100_000) if sampled(index, loop)]
+    assert traced == [SAMPLE_EVERY * k for k in range(MAX_SAMPLES)]
+    assert sampled(8, ThreadExecutor(1))
+    # A process pool's handler allocates in another process: nothing to trace here.
+    pool = ProcessExecutor(1)
+    try:
+        assert not sampled(0, pool)
+    finally:
+        pool.close()
