@@ -42,11 +42,13 @@ from splitkit.engine import (
 from splitkit.engine.handle import Panel as _Panel
 from splitkit.engine.handle import notebook_views as _notebook_views
 from splitkit.errors import SettleRefusedError, SplitMismatchError
+from splitkit.lab import tune
 from splitkit.listener import Listener, multipart_listener
 from splitkit.pipeline import split_parent, start_parent_job
 from splitkit.plan import plan_parts, what_if
 from splitkit.probing import probe
 from splitkit.retry import retry_failed, retryable_parts
+from splitkit.runlog import history
 from splitkit.settlement import SettleResult, asettle, settle
 from splitkit.simprofile import SimProfile
 from splitkit.summary import counts_match, summarize
@@ -86,6 +88,7 @@ __all__ = [
     "connect",
     "counts_match",
     "dispatch",
+    "history",
     "multipart_listener",
     "plan_parts",
     "probe",
@@ -95,6 +98,7 @@ __all__ = [
     "split_parent",
     "start_parent_job",
     "summarize",
+    "tune",
     "what_if",
 ]
 

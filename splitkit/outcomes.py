@@ -20,6 +20,7 @@ from splitkit.statuses import JOB_TERMINAL, OutcomeStatus, spellings
 
 __all__ = [
     "COMPLETED",
+    "COST_COLUMNS",
     "OPTIONAL_OUTCOME_DTYPES",
     "OUTCOME_COLUMNS",
     "OUTCOME_DTYPES",
@@ -59,12 +60,22 @@ OUTCOME_DTYPES: dict[str, Any] = {
 }
 #: Columns dispatch may add. ``parent_id`` (the parent job of every row, also kept in
 #: ``frame.attrs["parent_id"]``) is read by :func:`summarize` and :func:`settle`.
+#: The :data:`COST_COLUMNS` say what a part cost (``splitkit.engine.memory``):
+#: ``page_bytes``, its records page as received (NA: never fetched); ``handler_s``, the
+#: handler's last call (NaN: not called); ``peak_alloc_bytes``, that call's peak Python
+#: allocation, traced on a sample of parts (part 0 and every 8th up to part 120,
+#: in-process executors, one at a time), NA elsewhere.
 OPTIONAL_OUTCOME_DTYPES: dict[str, Any] = {
     "worker": "Int64",
     "traceback": "str",
     "parent_id": "str",
     "dask_worker": "str",  # the Dask worker's address (DaskExecutor runs only)
+    "page_bytes": "Int64",
+    "handler_s": "float64",
+    "peak_alloc_bytes": "Int64",
 }
+#: What a part cost: dispatch writes them for every part (NA where not measured).
+COST_COLUMNS = ("page_bytes", "handler_s", "peak_alloc_bytes")
 
 #: Job statuses after which nothing changes (Flatfile spells them this way).
 TERMINAL_JOB_STATUSES = JOB_TERMINAL
@@ -75,8 +86,8 @@ COMPLETED = spellings(OutcomeStatus.COMPLETED)
 def empty_outcomes(*, include_optional: bool = False) -> pd.DataFrame:
     """An outcome frame with no rows and the right dtypes.
 
-    ``include_optional`` adds the ``worker``, ``traceback``, ``parent_id`` and
-    ``dask_worker`` columns that dispatch may write.
+    ``include_optional`` adds the columns that dispatch may write: ``worker``,
+    ``traceback``, ``parent_id``, ``dask_worker`` and the :data:`COST_COLUMNS`.
 
     Example::
 

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,6 +18,10 @@ import httpx
 import pytest
 
 from splitkit.server import EmbeddedServer
+
+# Every dispatch keeps its run in the history (splitkit.runlog): the suite's runs go to a
+# folder of their own, not .splitkit/runs in the checkout (kernels and subprocesses inherit it).
+os.environ.setdefault("SPLITKIT_HISTORY", tempfile.mkdtemp(prefix="splitkit-history-"))
 
 
 def api_client(server: EmbeddedServer, **kwargs: object) -> httpx.Client:

@@ -27,7 +27,7 @@ from splitkit.api.errors import (
     ServerError,
 )
 from splitkit.engine.state import PartRow, RunState
-from splitkit.outcomes import OUTCOME_COLUMNS, empty_outcomes, frame_parent_id
+from splitkit.outcomes import COST_COLUMNS, OUTCOME_COLUMNS, empty_outcomes, frame_parent_id
 from splitkit.settlement import (
     SETTLE_SENDS,
     SettleDecision,
@@ -144,6 +144,10 @@ def test_outcome_columns_are_what_dispatch_writes(state: RunState) -> None:
     assert frame["part"].tolist() == sorted(row.part for row in state.rows)
     written, schema = frame[OUTCOME_COLUMNS].dtypes, empty_outcomes().dtypes
     assert (written == schema).all(), written[written != schema]
+    # The cost columns too, with their optional dtypes, even when nothing was measured.
+    costs = frame[list(COST_COLUMNS)].dtypes
+    wanted = empty_outcomes(include_optional=True)[list(COST_COLUMNS)].dtypes
+    assert (costs == wanted).all(), costs[costs != wanted]
 
 
 def test_outcome_columns() -> None:
@@ -186,8 +190,14 @@ def test_empty_outcomes_with_optional_columns() -> None:
         "traceback",
         "parent_id",
         "dask_worker",
+        "page_bytes",
+        "handler_s",
+        "peak_alloc_bytes",
     ]
     assert frame["worker"].dtype == "Int64"
+    assert frame["page_bytes"].dtype == "Int64"
+    assert frame["peak_alloc_bytes"].dtype == "Int64"
+    assert frame["handler_s"].dtype == "float64"
     assert pd.api.types.is_string_dtype(frame["parent_id"])
 
 

@@ -109,6 +109,7 @@ NOT_ARGUMENT_CHECKS = {
     ("splitkit/plan.py", "_page_size"): "positive_int plus the records page limit",
     ("splitkit/plan.py", "_positive_ints"): "a list of positive_int",
     ("splitkit/notebook/plots.py", "_check_frame"): "a frame's columns, with a hint",
+    ("splitkit/lab/plot.py", "_check"): "a frame's columns (the lab cannot import notebook/)",
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,6 +29,7 @@ from splitkit.engine.handle import RunHandle, live_runs, notebook_views
 from splitkit.engine.part_options import TRANSIENT, PartOptions
 from splitkit.engine.progress import RunObserver, TqdmProgress
 from splitkit.engine.state import RunState
+from splitkit.runlog import RunRecorder, history_folder
 
 __all__ = ["dispatch"]
 
@@ -51,6 +53,7 @@ def dispatch(
     delivery_window: float = 60.0,
     transport: httpx.AsyncBaseTransport | None = None,
     claim: bool | ClaimPolicy = True,
+    history: bool | str | os.PathLike[str] = True,
 ) -> RunHandle:
     """Process every part of a split parent job that has not ended yet.
 
@@ -89,6 +92,10 @@ def dispatch(
     stops waiting for the running parts). To cancel the rest on the server instead, call
     `handle.cancel()` (the panel's Cancel button). `transport` replaces the HTTP transport
     (tests, proxies).
+
+    The run is kept in the run history when it ends (`splitkit.history()`): in
+    `$SPLITKIT_HISTORY` or `.splitkit/runs` under the current directory, or in the folder
+    `history=` names; `history=False` keeps nothing (see `splitkit.runlog`).
     """
     config = _config_of(client)
     non_empty_str("parent_job_id", parent_job_id, what="a job id string")
@@ -106,6 +113,7 @@ def dispatch(
         claim_policy = claim
     else:
         raise TypeError(f"claim must be True, False or a ClaimPolicy, got {claim!r}")
+    folder = history_folder(history)  # TypeError for anything but a bool or a path
     if executor is not None and not isinstance(executor, Executor):
         raise TypeError(f"executor must be an Executor (run/close), got {executor!r}")
     # An executor that can refuse a handler up front (ProcessExecutor: not picklable) does
@@ -128,6 +136,17 @@ def dispatch(
         all_observers.append(panel_widget)
     elif progress:
         all_observers.append(TqdmProgress(tqdm_class))
+    if folder is not None:
+        all_observers.append(
+            RunRecorder(
+                folder,
+                server=config.base_url,
+                concurrency=concurrency,
+                executor=repr(executor or LoopExecutor()),
+                timeout_s=timeout,
+                batch_size=None if plan is None else int(plan.attrs.get("batch_size") or 0),
+            )
+        )
 
     engine = Engine(
         config,

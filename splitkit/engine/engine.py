@@ -179,6 +179,9 @@ class Engine:
                 error=result.error,
                 traceback=result.traceback,
                 placed=self._placement(row.job_id),
+                page_bytes=result.page_bytes,
+                handler_s=result.cost.handler_s if result.cost else None,
+                peak_alloc_bytes=result.cost.peak_alloc_bytes if result.cost else None,
             )
             self._count_workers()
         except Exception as exc:  # a bug of ours must not leave the part `running`

@@ -16,7 +16,13 @@ from typing import Any
 
 import pandas as pd
 
-from splitkit.outcomes import OUTCOME_COLUMNS, OUTCOME_DTYPES, empty_outcomes
+from splitkit.outcomes import (
+    COST_COLUMNS,
+    OPTIONAL_OUTCOME_DTYPES,
+    OUTCOME_COLUMNS,
+    OUTCOME_DTYPES,
+    empty_outcomes,
+)
 from splitkit.statuses import ENDED_OUTCOMES, OutcomeStatus
 
 # Plain strings (not enum members): they key the tallies observers read and print.
@@ -39,6 +45,9 @@ class PartRow:
     worker: int | None = None
     previous_run: bool = False
     placed: str | None = None  # the Dask worker that ran it: column `dask_worker`
+    page_bytes: int | None = None
+    handler_s: float | None = None
+    peak_alloc_bytes: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         placed = {"dask_worker": self.placed} if self.placed is not None else {}
@@ -62,6 +71,9 @@ class PartRow:
             "worker": self.worker,
             "previous_run": self.previous_run,
             **placed,
+            "page_bytes": self.page_bytes,
+            "handler_s": self.handler_s,
+            "peak_alloc_bytes": self.peak_alloc_bytes,
         }
 
 
@@ -145,6 +157,7 @@ class RunState:
             frame = frame.sort_values("part", kind="stable").reset_index(drop=True)
             # The schema's dtypes whatever the rows hold (no part started: all-None columns).
             frame = frame.astype(OUTCOME_DTYPES)
+            frame = frame.astype({c: OPTIONAL_OUTCOME_DTYPES[c] for c in COST_COLUMNS})
             if "dask_worker" in frame.columns:
                 frame["dask_worker"] = frame["dask_worker"].astype("str")
             frame["parent_id"] = pd.Series([self.parent_id] * len(frame), dtype="str")

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import os
 import threading
 import traceback
@@ -58,6 +59,7 @@ from splitkit.api.errors import (
     ServerError,
 )
 from splitkit.engine.executors import Executor, Handler
+from splitkit.engine.memory import HandlerCost, measure
 from splitkit.engine.part import Part, ProgressSink
 from splitkit.engine.part_options import PartOptions
 from splitkit.errors import PartLeftOpenError, PartTimeoutError
@@ -82,6 +84,9 @@ class PartResult:
     message: str | None = None
     error: str | None = None
     traceback: str | None = None
+    # What the part cost (`engine/memory.py`): None where not measured.
+    page_bytes: int | None = None
+    cost: HandlerCost | None = None
 
 
 @dataclass(frozen=True)
@@ -126,9 +131,10 @@ async def run_part(
         return _left_open(0, "could not read the part's records", exc)
 
     attempts = 0
+    cost = HandlerCost()
 
     async def attempt(number: int) -> Any:
-        nonlocal attempts
+        nonlocal attempts, cost
         attempts = number
         if on_attempt is not None:
             on_attempt(number)
@@ -141,7 +147,8 @@ async def run_part(
             attempt=number,
             sink=sink,
         )
-        return await _call_handler(executor, handler, part, options.timeout_s)
+        with measure(spec.index, executor) as cost:
+            return await _call_handler(executor, handler, part, options.timeout_s)
 
     try:
         result = await options.run_retrying(attempt)
@@ -151,10 +158,13 @@ async def run_part(
         return _left_open(attempts, "the handler could not run", exc)
     except Exception as exc:
         error, tb = describe_error(exc)
-        return await end_part(client, spec.job_id, attempts, options, "failed", error=error, tb=tb)
-    return await end_part(
-        client, spec.job_id, attempts, options, "completed", message=message, outcome=outcome
-    )
+        ended = await end_part(client, spec.job_id, attempts, options, "failed", error=error, tb=tb)
+    else:
+        ended = await end_part(
+            client, spec.job_id, attempts, options, "completed", message=message, outcome=outcome
+        )
+    page_bytes = len(records) if isinstance(records, bytes) else None
+    return dataclasses.replace(ended, page_bytes=page_bytes, cost=cost)
 
 
 async def _call_handler(

@@ -107,9 +107,9 @@ LAYERS: list[set[str]] = [
     # client's probe, read by the server's simulator)
     {"_checks", "statuses", "errors", "simprofile"},
     {"api", "server"},  # the client and the embedded server: never each other
-    {"plan", "outcomes", "summary", "settlement", "pipeline"},  # frames, and flows on the client
+    {"plan", "outcomes", "summary", "settlement", "pipeline", "runlog"},  # frames, client flows
     {"engine"},  # dispatch: runs the parts
-    {"listener", "retry"},  # flows over the engine
+    {"listener", "retry", "lab"},  # flows over the engine
     {"notebook"},  # views of a run: builds on the engine, never the reverse
     {"connection", "demo", "probing", "cli"},  # entry points: need client and server
     {"splitkit"},  # the package face: re-exports, wires the notebook's views into the engine
@@ -121,6 +121,7 @@ SIBLINGS: set[tuple[str, str]] = {
     ("summary", "outcomes"),
     ("settlement", "outcomes"),
     ("settlement", "summary"),
+    ("runlog", "summary"),
     ("demo", "connection"),
     ("cli", "demo"),
     ("cli", "probing"),

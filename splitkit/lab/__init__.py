@@ -1,0 +1,15 @@
+"""The batch-size lab: which batch size and concurrency finish a job soonest, and how sure.
+
+- `tune()` (also `splitkit.tune`): probes the server in use, fits the model, recommends;
+- `CostModel` (`lab/model.py`): wall time with an interval, requests and peak memory per
+  batch size × concurrency, fitted from measured runs (`Measured`, or `RunHandle`s);
+- `plot_tuning` (`lab/plot.py`): the prediction, the pick and measured runs on one chart.
+
+Run it against a simulated platform (`EmbeddedServer(simulate=...)`, `splitkit serve
+--simulate`) to prototype, and against the real one to decide.
+"""
+
+from splitkit.lab.model import PREDICTION_COLUMNS, CostModel, Measured
+from splitkit.lab.tune import DEFAULT_BATCH_SIZES, Tuning, tune
+
+__all__ = ["DEFAULT_BATCH_SIZES", "PREDICTION_COLUMNS", "CostModel", "Measured", "Tuning", "tune"]

@@ -1,0 +1,75 @@
+"""What a part cost, in the outcome frame: its page's bytes, the handler's time and (on a
+sample of parts) the handler's peak Python allocation (`splitkit.engine.memory`)."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import pandas as pd
+
+from splitkit import LoopExecutor, Part, ProcessExecutor, ThreadExecutor, dispatch
+from splitkit.engine.memory import MAX_SAMPLES, SAMPLE_EVERY, sampled
+
+BIG = 4_000_000  # bytes a handler holds at its peak, far above what parsing a page takes
+
+
+def allocate(part: Part) -> str:
+    held = bytearray(BIG)  # counted by tracemalloc while it lives
+    return f"{len(part.records)} records, {len(held)} bytes"
+
+
+def test_every_part_has_its_page_bytes_and_handler_time_and_a_sample_its_peak(
+    client, split_job
+) -> None:
+    parent_id, _ = split_job(batch_size=50, total=1_000)  # 20 parts
+    frame = dispatch(client, parent_id, allocate, concurrency=1, progress=False).wait()
+
+    assert (frame["status"] == "completed").all()
+    # The page as received: every part fetched one, and bytes grow with its records.
+    assert frame["page_bytes"].notna().all()
+    per_record = frame["page_bytes"] / frame["records"]
+    assert per_record.min() > 10 and per_record.max() < 2 * per_record.min()
+    assert (frame["handler_s"] > 0).all()
+    # Traced: part 0 and every SAMPLE_EVERY-th (one at a time: concurrency 1 here).
+    traced = frame.loc[frame["peak_alloc_bytes"].notna(), "part"].tolist()
+    assert traced == [p for p in range(20) if p % SAMPLE_EVERY == 0]
+    peaks = frame["peak_alloc_bytes"].dropna()
+    assert (peaks >= BIG).all() and (peaks < 4 * BIG).all()
+
+
+def test_the_users_own_tracing_is_left_alone(client, split_job) -> None:
+    parent_id, _ = split_job(batch_size=50, total=200)
+    tracemalloc.start()
+    try:
+        frame = dispatch(client, parent_id, allocate, concurrency=1, progress=False).wait()
+        assert tracemalloc.is_tracing()  # not stopped under the user
+    finally:
+        tracemalloc.stop()
+    assert frame["peak_alloc_bytes"].isna().all()
+    assert frame["page_bytes"].notna().all()
+
+
+def test_parts_that_never_ran_have_no_costs(client, split_job) -> None:
+    parent_id, _ = split_job(batch_size=100, total=300)
+    first = dispatch(client, parent_id, allocate, concurrency=2, progress=False).wait()
+    again = dispatch(client, parent_id, allocate, concurrency=2, progress=False).wait()
+    assert first["page_bytes"].notna().all()
+    # Ended by the first run: kept as previous_run rows, nothing measured this time.
+    assert again["previous_run"].all()
+    for column in ("page_bytes", "handler_s", "peak_alloc_bytes"):
+        assert again[column].isna().all(), column
+    assert isinstance(again, pd.DataFrame)
+
+
+def test_the_sample_is_bounded_and_in_process_only() -> None:
+    # Tracing slows the whole process: a run of 100,000 parts traces 16 of them, not 12,500.
+    loop = LoopExecutor()
+    traced = [index for index in range(100_000) if sampled(index, loop)]
+    assert traced == [SAMPLE_EVERY * k for k in range(MAX_SAMPLES)]
+    assert sampled(8, ThreadExecutor(1))
+    # A process pool's handler allocates in another process: nothing to trace here.
+    pool = ProcessExecutor(1)
+    try:
+        assert not sampled(0, pool)
+    finally:
+        pool.close()
