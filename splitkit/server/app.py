@@ -7,6 +7,7 @@ from fastapi import Depends, FastAPI
 from . import errors
 from .auth import token_checker
 from .config import ServerConfig
+from .fastlane import FastLane
 from .limits import BodyGuard
 from .routes import ROUTERS
 from .store import Store
@@ -30,6 +31,13 @@ def create_app(config: ServerConfig, store: Store | None = None) -> FastAPI:
     errors.install(app)
     # every body passes the size and JSON checks once, before any route reads it
     app.add_middleware(BodyGuard, max_body_bytes=config.max_body_bytes)
+    # outermost: a part's ack, records page and complete skip the stack (fastlane.py)
+    app.add_middleware(
+        FastLane,
+        store=app.state.store,
+        token=config.token,
+        max_body_bytes=config.max_body_bytes,
+    )
     auth = Depends(token_checker(config.token))
     for router in ROUTERS:
         app.include_router(router, prefix="/v1", dependencies=[auth])
