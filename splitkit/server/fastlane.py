@@ -134,9 +134,8 @@ def _route(method: str, path: str) -> tuple[str, str, str] | None:
             return "job", segments[3], ""
         if method == "POST" and len(segments) == 5 and segments[4] in _ACTIONS:
             return "job", segments[3], segments[4]
-    elif segments[2] == "sheets" and method == "GET" and len(segments) == 5:
-        if segments[4] == "records":
-            return "records", segments[3], ""
+    elif segments[2] == "sheets" and method == "GET" and segments[4:] == ["records"]:
+        return "records", segments[3], ""
     return None
 
 

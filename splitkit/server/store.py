@@ -27,6 +27,7 @@ from pathlib import Path
 
 import orjson
 
+from .cursors import PageCursors
 from .ids import new_id
 
 _BUSY_TIMEOUT_S = 30.0
@@ -103,6 +104,7 @@ class Store:
     def __init__(self, path: Path | str, *, durable: bool = True) -> None:
         self.path = str(path)
         self.durable = durable
+        self.page_cursors = PageCursors()  # where the pages of a listing ended (events)
         self._local = threading.local()
         self._write_lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
