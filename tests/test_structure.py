@@ -195,6 +195,8 @@ def test_only_the_encoding_module_encodes_json_outside_the_server() -> None:
 OUTSIDE_THE_TREE = {
     "splitkit.server.errors.HttpProblem": "the server's answer, never leaves the server",
     "splitkit.server.limits.BodyProblem": "a refused body, answered as an HTTP error",
+    "splitkit.server.store.Busy": "the fast lane hands the request to FastAPI on it",
+    "splitkit.server.fastlane._HandOn": "the fast lane hands the request to FastAPI on it",
 }
 
 

@@ -7,6 +7,7 @@ from fastapi import Depends, FastAPI
 from . import errors
 from .auth import token_checker
 from .config import ServerConfig
+from .fastlane import FastLane
 from .limits import BodyGuard
 from .routes import ROUTERS
 from .simulator import Simulator, SimulatorMiddleware
@@ -35,7 +36,15 @@ def create_app(
     errors.install(app)
     # every body passes the size and JSON checks once, before any route reads it
     app.add_middleware(BodyGuard, max_body_bytes=config.max_body_bytes)
-    if simulator is not None:  # outermost: every answer, refusals included, pays latency
+    # a part's ack, records page and complete skip the stack below (fastlane.py)
+    app.add_middleware(
+        FastLane,
+        store=app.state.store,
+        token=config.token,
+        max_body_bytes=config.max_body_bytes,
+    )
+    # outermost, over the fast lane too: every answer, refusals included, pays latency
+    if simulator is not None:
         app.add_middleware(SimulatorMiddleware, simulator=simulator)
     auth = Depends(token_checker(config.token))
     for router in ROUTERS:

@@ -153,7 +153,8 @@ class EmbeddedServer:
         path = Path(self._tmpdir) / "splitkit.db" if self._tmpdir else self.db_path
         assert path is not None
         config = ServerConfig(db_path=path, token=self.token, max_body_mb=self.max_body_mb)
-        self._store = Store(path)
+        # a temporary database needs no fsync: it does not outlive the server (store.py)
+        self._store = Store(path, durable=self.db_path is not None)
         self.environment_id = self._store.environment_id
         if self.sample is not None or self.records is not None:
             self._sheet = create_sample_sheet(

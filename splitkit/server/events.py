@@ -13,7 +13,7 @@ that neither skips nor repeats, even when thousands of events share one millisec
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -101,6 +101,7 @@ class EventFilter:
 
 
 def list_events(store: Store, query: EventFilter) -> list[JSON]:
+    """One page; in linear time over all pages read in order (see ``cursors.py``)."""
     clauses: list[str] = []
     params: list[Any] = []
     for column, value in (
@@ -120,12 +121,31 @@ def list_events(store: Store, query: EventFilter) -> list[JSON]:
         params.append(query.after_sequence)
     if not query.include_acknowledged:
         clauses.append("acknowledged_ms IS NULL")
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    rows = store.connection().execute(
-        f"SELECT doc, acknowledged_ms, seq FROM events {where} ORDER BY seq LIMIT ? OFFSET ?",
-        (*params, query.page_size, (query.page_number - 1) * query.page_size),
-    )
-    return [_wire(doc, acked, seq) for doc, acked, seq in rows.fetchall()]
+    listing = replace(query, page_number=0)
+    with store.read() as conn:
+        # events are only ever appended (at a higher seq) and their filtered columns never
+        # change, except acknowledged_ms: acks are what can move an earlier page's rows
+        version = 0 if query.include_acknowledged else _acks(conn)
+        after = store.page_cursors.start_after(listing, query.page_number, version)
+        if after is None:
+            offset = (query.page_number - 1) * query.page_size
+        else:
+            clauses.append("seq > ?")
+            params.append(after)
+            offset = 0
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = conn.execute(
+            f"SELECT doc, acknowledged_ms, seq FROM events {where} ORDER BY seq LIMIT ? OFFSET ?",
+            (*params, query.page_size, offset),
+        ).fetchall()
+    if len(rows) == query.page_size:
+        store.page_cursors.remember(listing, query.page_number, version, rows[-1][2])
+    return [_wire(doc, acked, seq) for doc, acked, seq in rows]
+
+
+def _acks(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT value FROM meta WHERE key = 'event_acks'").fetchone()
+    return 0 if row is None else int(row[0])
 
 
 def get_event(store: Store, event_id: str) -> JSON:
@@ -148,3 +168,8 @@ def ack_event(store: Store, event_id: str) -> None:
         )
         if cursor.rowcount == 0:
             raise not_found("event", event_id)
+        # in the same transaction: a page cursor read before this ack is stale (any process)
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('event_acks', 1)"
+            " ON CONFLICT (key) DO UPDATE SET value = value + 1"
+        )

@@ -89,6 +89,8 @@ def list_jobs(
 ) -> tuple[list[JSON], int]:
     """One page of jobs and the total. Filters: environment_id, space_id, workbook_id,
     parent_id, file_id. In creation order; the parts of a parent in part order."""
+    if filters.get("parent_id") is not None and filters.get("file_id") is None:
+        return _list_parts(store, page_number, page_size, descending, filters)
     clauses: list[str] = []
     params: list[Any] = []
     for name, value in filters.items():
@@ -107,6 +109,43 @@ def list_jobs(
             conn,
             f"{where} ORDER BY {order} {direction} LIMIT ? OFFSET ?",
             (*params, page_size, (page_number - 1) * page_size),
+        )
+    return [wire(job) for job in page], total
+
+
+def _list_parts(
+    store: Store, page_number: int, page_size: int, descending: bool, filters: dict[str, Any]
+) -> tuple[list[JSON], int]:
+    """A page of a parent's parts, in linear time over all pages (issue 10).
+
+    A parent's parts are numbered densely, 0 to parts_total - 1 (split makes them all at
+    once; a part alone is never deleted), so page k is a range of ``part`` on the
+    ``jobs_parent`` index: no OFFSET, which would step over every earlier part again (all
+    pages: quadratic), and no COUNT(*) (the parent row holds the total). The parts copy
+    their parent's environment, space and workbook: those filters take all or none."""
+    with store.read() as conn:
+        parent = conn.execute(
+            "SELECT parts_total, environment_id, space_id, workbook_id FROM jobs WHERE id = ?",
+            (filters["parent_id"],),
+        ).fetchone()
+        columns = ("environment_id", "space_id", "workbook_id")
+        matches = parent is not None and all(
+            filters.get(name) in (None, parent[i + 1]) for i, name in enumerate(columns)
+        )
+        total = parent[0] if matches else 0
+        skipped = (page_number - 1) * page_size
+        first, last = skipped, min(skipped + page_size, total) - 1
+        order = "ASC"
+        if descending:  # page 1 ends at the last part
+            first, last, order = total - 1 - last, total - 1 - first, "DESC"
+        page = (
+            load_where(
+                conn,
+                f"parent_id = ? AND part BETWEEN ? AND ? ORDER BY part {order}",
+                (filters["parent_id"], first, last),
+            )
+            if first <= last
+            else []
         )
     return [wire(job) for job in page], total
 

@@ -4,6 +4,17 @@ The database runs in WAL mode so readers never wait for the writer. Every change
 ``write()``: one ``BEGIN IMMEDIATE`` transaction, so a check and the change it guards are
 atomic across threads *and* processes sharing the file. Within one process a lock queues
 writers first; SQLite's busy timeout then only has to arbitrate between processes.
+
+Inside ``with store.no_wait():`` (the event loop's fast lane, ``fastlane.py``) this thread
+never waits, neither for the lock nor for another process: ``write()`` and ``read()`` raise
+:class:`Busy` instead, and the fast lane hands the request to the thread pool, where the
+same code waits as usual. Nothing was committed when :class:`Busy` is raised.
+
+``durable=False`` (a temporary database, deleted when the server stops) turns off the
+fsyncs (``synchronous=OFF``): they protect only against an OS crash or power loss, which
+a temporary file does not outlive in any useful way, and they were most of a commit's cost
+(~150-250 us of ~300 us on a virtual disk). A crash of the process itself loses nothing
+either way: the data is in the OS's cache.
 """
 
 from __future__ import annotations
@@ -16,6 +27,7 @@ from pathlib import Path
 
 import orjson
 
+from .cursors import PageCursors
 from .ids import new_id
 
 _BUSY_TIMEOUT_S = 30.0
@@ -81,11 +93,18 @@ CREATE INDEX IF NOT EXISTS records_id ON records (rid);
 """
 
 
-class Store:
-    """One SQLite database file, shared by every thread (and process) that opens it."""
+class Busy(Exception):
+    """Inside ``no_wait()``: the store would have had to wait (nothing was written)."""
 
-    def __init__(self, path: Path | str) -> None:
+
+class Store:
+    """One SQLite database file, shared by every thread (and process) that opens it.
+    ``durable``: fsync at checkpoints (``synchronous=NORMAL``); False for a temporary file."""
+
+    def __init__(self, path: Path | str, *, durable: bool = True) -> None:
         self.path = str(path)
+        self.durable = durable
+        self.page_cursors = PageCursors()  # where the pages of a listing ended (events)
         self._local = threading.local()
         self._write_lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
@@ -98,20 +117,36 @@ class Store:
 
     # -- connections -------------------------------------------------------------------
 
+    @contextmanager
+    def no_wait(self) -> Iterator[None]:
+        """In this thread, until the block ends: :class:`Busy` rather than any wait."""
+        self._local.no_wait = True
+        try:
+            yield
+        finally:
+            self._local.no_wait = False
+
+    def _waits(self) -> bool:
+        return not getattr(self._local, "no_wait", False)
+
     def connection(self) -> sqlite3.Connection:
-        """This thread's connection (opened on first use; autocommit, transactions explicit)."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        """This thread's connection (opened on first use; autocommit, transactions explicit).
+        Inside ``no_wait()``: its twin with no busy timeout (SQLite answers busy at once)."""
+        wait = self._waits()
+        name = "conn" if wait else "conn_nowait"
+        conn: sqlite3.Connection | None = getattr(self._local, name, None)
         if conn is None:
             if self._closed:
                 raise RuntimeError(f"store {self.path} is closed")
+            timeout = _BUSY_TIMEOUT_S if wait else 0.0
             # check_same_thread=False only so close() may close it; one thread uses it.
             conn = sqlite3.connect(
-                self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+                self.path, timeout=timeout, isolation_level=None, check_same_thread=False
             )
-            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(f"PRAGMA synchronous={'NORMAL' if self.durable else 'OFF'}")
             conn.execute("PRAGMA cache_size=-16384")  # 16 MB per connection, one per thread
-            conn.execute(f"PRAGMA busy_timeout={int(_BUSY_TIMEOUT_S * 1000)}")
-            self._local.conn = conn
+            conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+            setattr(self._local, name, conn)
             with self._connections_lock:
                 self._connections.append(conn)
         return conn
@@ -119,19 +154,31 @@ class Store:
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """A ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on error."""
+        wait = self._waits()
         conn = self.connection()
-        with self._write_lock:
-            conn.execute("BEGIN IMMEDIATE")
+        if not self._write_lock.acquire(blocking=wait):
+            raise Busy(self.path)
+        try:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if wait or not _is_busy(exc):
+                    raise
+                raise Busy(self.path) from exc
             try:
                 yield conn
                 conn.execute("COMMIT")  # inside: a failed COMMIT must roll back too
-            except BaseException:
+            except BaseException as exc:
                 # A COMMIT that failed may have ended the transaction itself (SQLite rolls
                 # back on some errors): roll back only what is still open, so the real
                 # error is the one raised and the connection is left outside a transaction.
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
+                if not wait and isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
+                    raise Busy(self.path) from exc
                 raise
+        finally:
+            self._write_lock.release()
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
@@ -140,6 +187,10 @@ class Store:
         conn.execute("BEGIN")
         try:
             yield conn
+        except sqlite3.OperationalError as exc:
+            if not self._waits() and _is_busy(exc):
+                raise Busy(self.path) from exc
+            raise
         finally:
             conn.execute("COMMIT")
 
@@ -191,6 +242,11 @@ class Store:
                 [("account_id", account_id), ("environment_id", environment_id)],
             )
             return account_id, environment_id
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc)
+    return "locked" in text or "busy" in text
 
 
 def _run(conn: sqlite3.Connection, script: str) -> None:
