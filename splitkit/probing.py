@@ -8,8 +8,9 @@ compatible server, with a bounded number of cheap requests, one at a time:
 
 0. one warm-up ``GET /environments`` (the connection, and TLS, set up once);
 1. **rate limit**, first, while the bucket is full: ``GET /environments`` as fast as one
-   connection goes, until a 429 or ``max_burst_requests`` requests; after a 429 it goes on
-   (within that bound) for up to ``refill_window_s``: on a token bucket the answers that
+   connection goes, until a 429 or ``max_burst_requests`` requests; after a 429 it spreads
+   the rest of that bound evenly over ``refill_window_s`` (a rate above that pace reads as
+   the pace: a lower bound, said in the profile's source): on a token bucket the answers that
    still get through arrive at the refill rate, and those before the first 429 are the
    burst (``X-RateLimit-Limit`` when the server sends it). No 429 within the bound: no
    rate limit in the profile (its source says up to what rate it looked). Then it waits
@@ -238,6 +239,11 @@ def _rate_limit(
     ok_after, retry_after, sent = 0, None, 0
     header_limit = None
     while sent < budget:
+        if first_429 is not None:
+            # Spread what is left of the budget over the window: a fast server would
+            # otherwise spend it all in a few ms, before the bucket put back one token.
+            left_s = window_s - (time.perf_counter() - first_429)
+            time.sleep(max(0.0, left_s / (budget - sent + 1)))
         sent += 1
         try:
             client.list_environments()
