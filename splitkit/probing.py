@@ -10,7 +10,7 @@ compatible server, with a bounded number of cheap requests, one at a time:
 1. **rate limit**, first, while the bucket is full: ``GET /environments`` as fast as one
    connection goes, until a 429 or ``max_burst_requests`` requests; after a 429 it spreads
    the rest of that bound evenly over ``refill_window_s`` (a rate above that pace reads as
-   the pace: a lower bound, said in the profile's source): on a token bucket the answers that
+   the pace: a lower bound): on a token bucket the answers that
    still get through arrive at the refill rate, and those before the first 429 are the
    burst (``X-RateLimit-Limit`` when the server sends it). No 429 within the bound: no
    rate limit in the profile (its source says up to what rate it looked). Then it waits
