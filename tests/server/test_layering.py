@@ -115,6 +115,7 @@ LAYERS: list[set[str]] = [
 SIBLINGS: set[tuple[str, str]] = {
     ("plan", "outcomes"),
     ("pipeline", "plan"),
+    ("pipeline", "outcomes"),
     ("summary", "outcomes"),
     ("settlement", "outcomes"),
     ("settlement", "summary"),
