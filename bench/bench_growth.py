@@ -214,7 +214,6 @@ def one_run(client: Client, info: ServerInfo, parts: int, concurrency: int) -> R
     run.rss_growth = rss() - before
     peak = peak_rss() if peak_known else None
     run.rss_peak = None if peak is None else peak - before
-    del handle, outcomes, summary
     return run
 
 
@@ -354,25 +353,29 @@ def main() -> None:
     records = max([*sizes, args.trace_parts])
     runs: dict[int, list[Run]] = {n: [] for n in sizes}
     began = time.perf_counter()
-    with running_server(records) as info:
-        with Client(info.url, info.token, environment_id=info.environment_id) as client:
-            one_run(client, info, min(200, sizes[0]), args.concurrency)  # warm-up
-            for round_ in range(max(args.rounds, args.big_rounds)):
-                order = [n for n in sizes if round_ < (args.big_rounds if n == sizes[-1] else args.rounds)]
-                shift = round_ % len(order)
-                for n in order[shift:] + order[:shift]:
-                    run = one_run(client, info, n, args.concurrency)
-                    runs[n].append(run)
-                    print(
-                        f"  round {round_ + 1}: {n:,} parts "
-                        + ", ".join(f"{p} {run.wall[p]:.2f} s" for p in PHASES),
-                        flush=True,
-                    )
-            traced = (
-                traced_run(client, info, args.trace_parts, args.concurrency)
-                if args.trace_parts
-                else None
-            )
+    with (
+        running_server(records) as info,
+        Client(info.url, info.token, environment_id=info.environment_id) as client,
+    ):
+        one_run(client, info, min(200, sizes[0]), args.concurrency)  # warm-up
+        for round_ in range(max(args.rounds, args.big_rounds)):
+            order = [
+                n for n in sizes if round_ < (args.big_rounds if n == sizes[-1] else args.rounds)
+            ]
+            shift = round_ % len(order)
+            for n in order[shift:] + order[:shift]:
+                run = one_run(client, info, n, args.concurrency)
+                runs[n].append(run)
+                print(
+                    f"  round {round_ + 1}: {n:,} parts "
+                    + ", ".join(f"{p} {run.wall[p]:.2f} s" for p in PHASES),
+                    flush=True,
+                )
+        traced = (
+            traced_run(client, info, args.trace_parts, args.concurrency)
+            if args.trace_parts
+            else None
+        )
     report(args, runs, traced)
     print(f"\n({time.perf_counter() - began:,.0f} s in all)")
 
