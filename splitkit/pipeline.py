@@ -21,6 +21,7 @@ from splitkit.api.errors import (
     ServerError,
 )
 from splitkit.errors import SplitMismatchError
+from splitkit.outcomes import fold_parts
 from splitkit.plan import PLAN_COLUMNS
 
 __all__ = [
@@ -133,7 +134,7 @@ def split_parent(
             raise
         _check_same_split(parent_job_id, planned, run_in_parallel, parts, exc)
         return join_parts(plan, parts)
-    return join_parts(plan, client.list_parts(parent_job_id))
+    return _join(plan, _part_columns(client, parent_job_id))
 
 
 def _check_plan_covers_sheet(client: Client, parent_job_id: str, plan: pd.DataFrame) -> None:
@@ -187,14 +188,28 @@ def _check_same_split(
 
 def join_parts(plan: pd.DataFrame, parts: list[Job]) -> pd.DataFrame:
     """The plan with each row's part job (by part index) beside it."""
-    jobs = pd.DataFrame(
-        {
-            "part": [int(job.part if job.part is not None else -1) for job in parts],
-            "job_id": [job.id for job in parts],
-            "status": [job.status for job in parts],
-            "part_execution": [job.part_execution for job in parts],
-        }
-    )
+    columns: dict[str, list[Any]] = {"part": [], **{name: [] for name in PART_JOB_COLUMNS}}
+    _add_columns(columns, parts)
+    return _join(plan, columns)
+
+
+def _add_columns(columns: dict[str, list[Any]], parts: list[Job]) -> None:
+    columns["part"].extend(int(job.part if job.part is not None else -1) for job in parts)
+    columns["job_id"].extend(job.id for job in parts)
+    columns["status"].extend(job.status for job in parts)
+    columns["part_execution"].extend(job.part_execution for job in parts)
+
+
+def _part_columns(client: Client, parent_job_id: str) -> dict[str, list[Any]]:
+    """The parts' columns of the join, page by page: 100,000 parts' Job objects (~2.5 KB
+    each) are never all held at once."""
+    columns: dict[str, list[Any]] = {"part": [], **{name: [] for name in PART_JOB_COLUMNS}}
+    client._drive(fold_parts(parent_job_id, lambda page: _add_columns(columns, page)))
+    return columns
+
+
+def _join(plan: pd.DataFrame, columns: dict[str, list[Any]]) -> pd.DataFrame:
+    jobs = pd.DataFrame(columns)
     joined = plan.merge(jobs, on="part", how="left", validate="one_to_one")
     joined.attrs = dict(plan.attrs)
     return joined

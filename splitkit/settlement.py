@@ -39,7 +39,7 @@ from splitkit.api.errors import (
 )
 from splitkit.api.operations import Flow
 from splitkit.errors import SettleRefusedError
-from splitkit.outcomes import TERMINAL_JOB_STATUSES, frame_parent_id
+from splitkit.outcomes import TERMINAL_JOB_STATUSES, fold_parts, frame_parent_id
 from splitkit.statuses import OutcomeStatus, summary_bucket
 from splitkit.summary import _buckets, _summary_counts
 
@@ -169,8 +169,6 @@ def settle_decision(
 #: How many times settle sends complete/fail while each doubtful answer leaves the
 #: parent open (the client's own retries come on top, per send).
 SETTLE_SENDS = 3
-# The parts are read in pages of this size, as Client.list_parts reads them.
-_PARTS_PAGE_SIZE = 1_000
 
 _COUNT_KEYS = ("total", "completed", "failed", "canceled", "pending")
 
@@ -195,9 +193,12 @@ def _settle_flow(
 
     # The server decides, not the frame: a frame taken while the run was going, or of
     # another parent, must not settle this one.
-    parts = yield from ops.list_parts(job_id, page_size=_PARTS_PAGE_SIZE)
-    statuses = Counter(str(part.status) for part in parts)
-    server = _buckets(statuses, f"the parts of parent {job_id}") | {"total": len(parts)}
+    # Counted page by page: 100,000 parts' Job objects are never all held at once.
+    statuses: Counter[str] = Counter()
+    total = yield from fold_parts(
+        job_id, lambda page: statuses.update(str(part.status) for part in page)
+    )
+    server = _buckets(statuses, f"the parts of parent {job_id}") | {"total": total}
     if server["pending"] and not allow_unfinished:
         open_statuses = ", ".join(
             f"{n} {status}"

@@ -34,6 +34,7 @@ from splitkit.engine.steps import (
     part_index,
     run_part,
 )
+from splitkit.outcomes import fold_parts
 from splitkit.statuses import OUTCOME_OF_ENDED_JOB, OutcomeStatus
 
 log = logging.getLogger("splitkit.engine")
@@ -112,14 +113,21 @@ class Engine:
             raise ValueError(
                 f"job {self.parent_id} is a part of {parent.parent_id}; dispatch its parent"
             )
-        parts = sorted(await client.list_parts(self.parent_id), key=part_index)
-        if not parts:
+        rows: list[PartRow] = []
+
+        def keep(page: list[Job]) -> None:
+            # Sequential parts become ready one after another: run them one at a time, in order.
+            self.sequential |= any(job.part_execution == "sequential" for job in page)
+            rows.extend(self._row_for(job) for job in page)
+
+        # Page by page: a row keeps what the run needs of a part, its Job is let go at once.
+        await client._drive(fold_parts(self.parent_id, keep))
+        if not rows:
             raise ValueError(
                 f"job {self.parent_id} has no parts: split it first (splitkit.split_parent)"
             )
-        # Sequential parts become ready one after another: run them one at a time, in order.
-        self.sequential = any(job.part_execution == "sequential" for job in parts)
-        self.state.add([self._row_for(job) for job in parts])
+        rows.sort(key=lambda row: row.part)
+        self.state.add(rows)
 
     def _row_for(self, job: Job) -> PartRow:
         row = PartRow(part=part_index(job), job_id=job.id, records=page_of(job, self.plan)[2])

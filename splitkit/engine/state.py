@@ -30,7 +30,7 @@ STATUSES = tuple(status.value for status in OutcomeStatus)
 ENDED = ENDED_OUTCOMES
 
 
-@dataclass
+@dataclass(slots=True)  # one per part: no per-row __dict__ (100,000 rows)
 class PartRow:
     part: int
     job_id: str

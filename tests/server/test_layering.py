@@ -118,6 +118,7 @@ SIBLINGS: set[tuple[str, str]] = {
     ("simprofile", "_checks"),
     ("plan", "outcomes"),
     ("pipeline", "plan"),
+    ("pipeline", "outcomes"),
     ("summary", "outcomes"),
     ("settlement", "outcomes"),
     ("settlement", "summary"),
