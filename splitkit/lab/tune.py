@@ -219,6 +219,7 @@ def _probe(
         wait=True,
         history=False,
         claim=False,  # a fresh parent of ours alone; the model adds the claim's wait back
+        measure_memory=True,  # peak memory per part, for memory_budget
     )
     outcomes = handle.wait()
     settle(

@@ -33,7 +33,11 @@ PROFILE = SimProfile(
 
 
 def count(part: sk.Part) -> str:
-    return f"{len(part.records)} records"
+    # Memory that grows with the records (2 kB each): a records frame read by pyarrow
+    # costs ~200 kB a part plus only ~0.2 kB a record, so alone it would make one part of
+    # 2,000 lighter than four of 250 and the budget test below would test the handler.
+    held = bytearray(2_000 * len(part.records))
+    return f"{len(part.records)} records, {len(held)} bytes held"
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +65,7 @@ def run_whole_job(client: sk.Client, sheet_id: str, batch_size: int) -> sk.RunHa
         progress=False,
         history=False,
         claim=False,
+        measure_memory=True,  # for the memory budget test
     )
     sk.settle(client, parent.id, handle)
     return handle
