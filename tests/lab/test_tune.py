@@ -189,3 +189,16 @@ def test_measured_from_a_handle_and_a_plot(model: CostModel, grid: dict[int, sk.
     history = pd.DataFrame({"batch_size": GRID, "wall_s": walls(grid).to_numpy(), "server": "s"})
     ax = plot_history(history)
     assert len(ax.collections) == 1
+
+
+def test_tune_reads_the_rate_limit_from_a_probe_profile_or_its_file(tmp_path) -> None:
+    from splitkit.lab.tune import _rate_limit
+
+    probed = SimProfile(name="probed", rate_per_s=20, burst=5)  # what probe() returns
+    assert _rate_limit(None, None, probed) == (20.0, 5)
+    path = probed.save(tmp_path / "probed.json")
+    assert _rate_limit(None, None, path) == (20.0, 5)
+    assert _rate_limit(None, None, str(path)) == (20.0, 5)
+    assert _rate_limit(3, 0, path) == (3.0, 0)  # given values win
+    with pytest.raises(ValueError, match="a simulator profile must be one of"):
+        _rate_limit(None, None, "no-such-profile")

@@ -11,9 +11,8 @@ import textwrap
 import tracemalloc
 from pathlib import Path
 
-import pytest
-
 import pandas as pd
+import pytest
 
 from splitkit import LoopExecutor, Part, ProcessExecutor, ThreadExecutor, dispatch
 from splitkit.engine.memory import MAX_SAMPLES, SAMPLE_EVERY, sampled
