@@ -68,8 +68,8 @@ OUTCOME_DTYPES: dict[str, Any] = {
 #: The :data:`COST_COLUMNS` say what a part cost (``splitkit.engine.memory``):
 #: ``page_bytes``, its records page as received (NA: never fetched); ``handler_s``, the
 #: handler's last call (NaN: not called); ``peak_alloc_bytes``, that call's peak Python
-#: allocation, traced on a sample of parts (part 0 and every 8th up to part 120,
-#: in-process executors, one at a time), NA elsewhere.
+#: allocation, with ``dispatch(measure_memory=True)``, on a sample of parts (part 0 and
+#: every 8th up to part 120, in-process executors, one at a time), NA elsewhere.
 OPTIONAL_OUTCOME_DTYPES: dict[str, Any] = {
     "worker": "Int64",
     "traceback": "str",

@@ -54,6 +54,7 @@ def dispatch(
     transport: httpx.AsyncBaseTransport | None = None,
     claim: bool | ClaimPolicy = True,
     history: bool | str | os.PathLike[str] = True,
+    measure_memory: bool = False,
 ) -> RunHandle:
     """Process every part of a split parent job that has not ended yet.
 
@@ -96,6 +97,11 @@ def dispatch(
     The run is kept in the run history when it ends (`splitkit.history()`): in
     `$SPLITKIT_HISTORY` or `.splitkit/runs` under the current directory, or in the folder
     `history=` names; `history=False` keeps nothing (see `splitkit.runlog`).
+
+    `measure_memory=True` samples the handlers' peak Python allocation into the outcome
+    frame's ``peak_alloc_bytes`` (tracemalloc, on for the whole run: every allocation is
+    slower meanwhile; see `splitkit.engine.memory`). ``page_bytes`` and ``handler_s`` are
+    always there.
     """
     config = _config_of(client)
     non_empty_str("parent_job_id", parent_job_id, what="a job id string")
@@ -104,6 +110,8 @@ def dispatch(
     if timeout is not None:
         positive_number("timeout", timeout)
     non_negative_int("retries", retries)
+    if not isinstance(measure_memory, bool):
+        raise TypeError(f"measure_memory must be True or False, got {measure_memory!r}")
     positive_number("delivery_window", delivery_window)
     if plan is not None and not isinstance(plan, pd.DataFrame):
         raise TypeError(f"plan must be a DataFrame from plan_parts(), got {type(plan).__name__}")
@@ -157,6 +165,7 @@ def dispatch(
             retries=retries,
             retry_on=retry_on,
             delivery_window_s=delivery_window,
+            measure_memory=measure_memory,
         ),
         executor=executor or LoopExecutor(),
         controls=Controls(concurrency),

@@ -10,8 +10,10 @@ it cancels them on the server.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
+import tracemalloc
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,6 +25,7 @@ from splitkit.api.errors import InvalidTransitionError
 from splitkit.engine.claim import ClaimPolicy, ParentClaim, stop_starting
 from splitkit.engine.controls import Controls
 from splitkit.engine.executors import Executor, Handler
+from splitkit.engine.memory import tracing
 from splitkit.engine.part_options import PartOptions
 from splitkit.engine.progress import RunObserver
 from splitkit.engine.state import PartRow, RunState, utcnow
@@ -78,6 +81,18 @@ class Engine:
         self._client: AsyncClient | None = None
 
     async def run(self) -> None:
+        # Tracing (dispatch(measure_memory=True)) starts once here and stops only when no
+        # handler is in a call: stopping it under pyarrow's threads crashes CPython < 3.12.9.
+        measure = self.options.measure_memory
+        ours = tracing.run_started(measure)
+        self.options = dataclasses.replace(self.options, measure_memory=ours)
+        self.state.memory_traced = tracemalloc.is_tracing()
+        try:
+            await self._run()
+        finally:
+            tracing.run_ended(measure)
+
+    async def _run(self) -> None:
         self._loop = asyncio.get_running_loop()
         self.controls.bind(self._loop)
         self.controls.on_change(lambda: self._tell("part_changed"))

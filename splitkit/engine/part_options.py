@@ -50,6 +50,8 @@ class PartOptions:
     backoff_initial_s: float = 0.2
     backoff_max_s: float = 5.0
     delivery_window_s: float = 60.0
+    # Sample the handlers' peak allocation (`engine/memory.py`): the run's tracing is ours.
+    measure_memory: bool = False
 
     def __post_init__(self) -> None:
         if self.timeout_s is not None:

@@ -91,6 +91,7 @@ class RunState:
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
     workers: int | None = None  # the executor's workers, when it has a count (Dask)
+    memory_traced: bool = False  # tracemalloc was on during the run: its handlers ran slower
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, rows: Iterable[PartRow]) -> None:
@@ -164,6 +165,7 @@ class RunState:
             extra = [c for c in frame.columns if c not in OUTCOME_COLUMNS]
             frame = frame[[*OUTCOME_COLUMNS, *extra]]
         frame.attrs["parent_id"] = self.parent_id
+        frame.attrs["memory_traced"] = self.memory_traced
         return frame
 
 

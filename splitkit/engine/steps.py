@@ -147,7 +147,7 @@ async def run_part(
             attempt=number,
             sink=sink,
         )
-        with measure(spec.index, executor) as cost:
+        with measure(spec.index, executor, options.measure_memory) as cost:
             return await _call_handler(executor, handler, part, options.timeout_s)
 
     try:

@@ -181,7 +181,8 @@ class CostModel:
         handler = parts["handler_s"].to_numpy(float)
         requests = parts["duration_s"].to_numpy(float) - handler
         traced = parts["traced"].to_numpy(bool)
-        # Traced parts ran slower (tracemalloc): out of the time fit when others remain.
+        # Traced parts (a measure_memory run's) ran slower: out of the time fit when
+        # others remain.
         timed = ~traced if (~traced).sum() >= 2 else np.ones(len(parts), bool)
         kept = np.flatnonzero(timed)
         # Row 0 is the fit on the data itself; the others resample the parts.
@@ -196,7 +197,7 @@ class CostModel:
         }
         for name, column, mask in (
             ("page_bytes", "page_bytes", parts["page_bytes"].notna().to_numpy()),
-            ("peak_bytes", "peak_alloc_bytes", traced),
+            ("peak_bytes", "peak_alloc_bytes", parts["peak_alloc_bytes"].notna().to_numpy()),
         ):
             if mask.any():
                 x = records[mask]
@@ -409,6 +410,8 @@ def _parts_of(measured: list[Measured]) -> pd.DataFrame:
         frame = run.outcomes
         if not isinstance(frame, pd.DataFrame):
             raise TypeError(f"outcomes must be a DataFrame, got {type(frame).__name__}")
+        # dispatch(measure_memory=True): tracemalloc slowed every part of the run.
+        slowed = bool(frame.attrs.get("memory_traced", False))
         missing = [c for c in ("status", "records", "duration_s") if c not in frame.columns]
         if missing:
             raise ValueError(f"an outcome frame is missing column(s) {missing}")
@@ -426,7 +429,7 @@ def _parts_of(measured: list[Measured]) -> pd.DataFrame:
                     "handler_s": cost["handler_s"].astype(float).fillna(0.0),
                     "page_bytes": cost["page_bytes"].astype("Float64"),
                     "peak_alloc_bytes": cost["peak_alloc_bytes"].astype("Float64"),
-                    "traced": cost["peak_alloc_bytes"].notna(),
+                    "traced": cost["peak_alloc_bytes"].notna() | slowed,
                 }
             )
         )

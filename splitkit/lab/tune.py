@@ -30,6 +30,7 @@ from splitkit.lab.model import CostModel, Measured
 from splitkit.pipeline import split_parent, start_parent_job
 from splitkit.plan import MAX_PAGE_SIZE, plan_parts
 from splitkit.settlement import settle
+from splitkit.simprofile import sim_profile
 from splitkit.summary import summarize
 
 if TYPE_CHECKING:
@@ -129,8 +130,9 @@ def tune(
     Limits you set, never exceeded by the recommendation: ``timeout`` (seconds a part may
     take, as in ``dispatch``; the probes run with it too), ``memory_budget`` (bytes for
     all parts in flight), ``max_batch_size``. The platform's rate limit is ``rate_per_s``
-    / ``burst``, or read from ``profile`` (a simulator profile: its ``rate_per_s`` and
-    ``bucket_size``). ``cpu_workers``: handlers that can compute at once (see
+    / ``burst``, or read from ``profile``: what ``probe()`` returned, a simulator profile,
+    its name, a profile JSON file (``probe(...).save(path)``) or a dict (its
+    ``rate_per_s`` and ``bucket_size``). ``cpu_workers``: handlers that can compute at once (see
     `CostModel.fit`). ``executor``: where probes run the handler. ``seed``: the bootstrap.
 
     Returns a `Tuning`: ``.recommendation`` (one row), ``.table``, ``.probes``,
@@ -219,6 +221,7 @@ def _probe(
         wait=True,
         history=False,
         claim=False,  # a fresh parent of ours alone; the model adds the claim's wait back
+        measure_memory=True,  # peak memory per part, for memory_budget
     )
     outcomes = handle.wait()
     settle(
@@ -301,10 +304,8 @@ def _rate_limit(
 ) -> tuple[float | None, int]:
     """(requests a second or None, bucket depth): given, else the profile's."""
     if profile is not None:
-        if not hasattr(profile, "rate_per_s"):
-            raise TypeError(
-                f"profile must be a simulator profile (with rate_per_s), got {profile!r}"
-            )
+        # probe()'s SimProfile, a built-in name, a profile JSON file or a dict.
+        profile = sim_profile(profile)
         if rate_per_s is None:
             rate_per_s = profile.rate_per_s
         if burst is None and rate_per_s is not None:

@@ -33,7 +33,11 @@ PROFILE = SimProfile(
 
 
 def count(part: sk.Part) -> str:
-    return f"{len(part.records)} records"
+    # Memory that grows with the records (2 kB each): a records frame read by pyarrow
+    # costs ~200 kB a part plus only ~0.2 kB a record, so alone it would make one part of
+    # 2,000 lighter than four of 250 and the budget test below would test the handler.
+    held = bytearray(2_000 * len(part.records))
+    return f"{len(part.records)} records, {len(held)} bytes held"
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +65,7 @@ def run_whole_job(client: sk.Client, sheet_id: str, batch_size: int) -> sk.RunHa
         progress=False,
         history=False,
         claim=False,
+        measure_memory=True,  # for the memory budget test
     )
     sk.settle(client, parent.id, handle)
     return handle
@@ -184,3 +189,16 @@ def test_measured_from_a_handle_and_a_plot(model: CostModel, grid: dict[int, sk.
     history = pd.DataFrame({"batch_size": GRID, "wall_s": walls(grid).to_numpy(), "server": "s"})
     ax = plot_history(history)
     assert len(ax.collections) == 1
+
+
+def test_tune_reads_the_rate_limit_from_a_probe_profile_or_its_file(tmp_path) -> None:
+    from splitkit.lab.tune import _rate_limit
+
+    probed = SimProfile(name="probed", rate_per_s=20, burst=5)  # what probe() returns
+    assert _rate_limit(None, None, probed) == (20.0, 5)
+    path = probed.save(tmp_path / "probed.json")
+    assert _rate_limit(None, None, path) == (20.0, 5)
+    assert _rate_limit(None, None, str(path)) == (20.0, 5)
+    assert _rate_limit(3, 0, path) == (3.0, 0)  # given values win
+    with pytest.raises(ValueError, match="a simulator profile must be one of"):
+        _rate_limit(None, None, "no-such-profile")
