@@ -28,8 +28,14 @@ from operator import attrgetter
 from typing import Any
 
 import msgspec
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+
+try:  # reads `future.infer_string` without pandas 3's deprecation warning
+    from pandas._config import using_string_dtype as _infers_strings
+except ImportError:  # pandas < 2.3
+    _infers_strings = None  # type: ignore[assignment]
 
 __all__ = ["typed_records_frame"]
 
@@ -170,6 +176,18 @@ def _wide(item: Any) -> bool:
 
 def _string_dtype() -> pd.StringDtype | None:
     """The dtype pandas gives a list of strings, when it is Arrow-backed."""
+    infers = _infers_strings() if _infers_strings is not None else None
+    if infers is None:  # no cheap way to read the option: ask pandas each time
+        return _string_dtype_now()
+    return _string_dtype_for(infers, pd.get_option("mode.string_storage"))
+
+
+@lru_cache(maxsize=8)
+def _string_dtype_for(infers: bool, storage: str) -> pd.StringDtype | None:
+    return _string_dtype_now()  # the options are the cache key
+
+
+def _string_dtype_now() -> pd.StringDtype | None:
     dtype = pd.Series(["x"]).dtype
     if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow":
         return dtype
@@ -200,12 +218,14 @@ def typed_records_frame(content: bytes) -> pd.DataFrame | None:
         if columns is None or not columns["_id"]:
             return None
         strings = _string_dtype()
+        valid = np.array(columns.pop("_valid"), dtype=bool)  # bools by construction
         built = {name: _column(items, strings) for name, items in columns.items()}
-        lists = (c for n, c in built.items() if c.__class__ is list and n != "_valid")
-        if any(any(map(_wide, c)) for c in lists):
+        if any(any(map(_wide, c)) for c in built.values() if c.__class__ is list):
             return None
+        built = {"_id": built.pop("_id"), "_valid": valid, **built}
         del columns  # the lists pandas copies are freed as it goes
-        return pd.DataFrame(built)
+        # copy=False: every array here is new and ours alone
+        return pd.DataFrame(built, copy=False)
     finally:
         if was_enabled:
             gc.enable()
