@@ -78,6 +78,10 @@ _STEP_ASIDE = (msgspec.DecodeError, RecursionError)  # ValidationError is a Deco
 _HEAD = re.compile(rb'\{"data":\{(?:"\w+":(?:true|false|null|-?\d+|"[^"\\]*"),)*"records":\[')
 _HINT_BYTES = 65_536  # the first record is looked for in this much of the page
 _FIRST = json.JSONDecoder()
+# A page whose records stray from the first one's keys costs a failed layout decode on top
+# of the dict-of-cells one; after such a miss, the next pages of that layout skip it a while.
+_SKIP_AFTER_MISS = 16
+_skips: dict[tuple[str, ...], int] = {}  # a hint only: races between threads are harmless
 
 
 @lru_cache(maxsize=64)
@@ -117,9 +121,15 @@ def _by_layout(content: bytes) -> dict[str, list[Any]] | None:
     if not isinstance(values, dict) or not values or not all(type(k) is str for k in values):
         return None
     keys = tuple(values)
+    if skip := _skips.get(keys, 0):
+        _skips[keys] = skip - 1
+        return None
     try:
         records = _layout_decoder(keys).decode(content).data.records
     except _STEP_ASIDE:
+        if len(_skips) >= 256:
+            _skips.clear()
+        _skips[keys] = _SKIP_AFTER_MISS
         return None
     getters = [attrgetter(f"f{i}") for i in range(len(keys))]
     # The struct's order is the first record's only if that record is the one read alone.
@@ -174,6 +184,16 @@ def _wide(item: Any) -> bool:
     return False
 
 
+def _has_wide(items: list[Any]) -> bool:
+    kinds = set(map(type, items))  # one pass in C; then only ints and containers are looked at
+    if list in kinds or dict in kinds:
+        return any(map(_wide, items))
+    if int not in kinds:
+        return False
+    ints = items if len(kinds) == 1 else [i for i in items if i.__class__ is int]
+    return not (-(2**63) <= min(ints) and max(ints) < 2**64)
+
+
 def _string_dtype() -> pd.StringDtype | None:
     """The dtype pandas gives a list of strings, when it is Arrow-backed."""
     infers = _infers_strings() if _infers_strings is not None else None
@@ -196,8 +216,8 @@ def _string_dtype_now() -> pd.StringDtype | None:
 
 def _column(items: list[Any], strings: pd.StringDtype | None) -> Any:
     """The Arrow string array pandas would make of `items`, else `items` for pandas."""
-    if strings is None:
-        return items
+    if strings is None or (items and items[0].__class__ not in (str, type(None))):
+        return items  # not all strings (spares pyarrow's refusal, an exception)
     try:  # refuses anything but str and None, in the calling thread
         array = pa.array(items, type=pa.large_string())
     except (pa.ArrowTypeError, pa.ArrowInvalid):
@@ -220,7 +240,7 @@ def typed_records_frame(content: bytes) -> pd.DataFrame | None:
         strings = _string_dtype()
         valid = np.array(columns.pop("_valid"), dtype=bool)  # bools by construction
         built = {name: _column(items, strings) for name, items in columns.items()}
-        if any(any(map(_wide, c)) for c in built.values() if c.__class__ is list):
+        if any(_has_wide(c) for c in built.values() if c.__class__ is list):
             return None
         built = {"_id": built.pop("_id"), "_valid": valid, **built}
         del columns  # the lists pandas copies are freed as it goes
