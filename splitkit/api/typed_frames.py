@@ -23,6 +23,7 @@ from __future__ import annotations
 import gc
 import json
 import re
+from collections.abc import Callable
 from functools import lru_cache
 from operator import attrgetter
 from typing import Any
@@ -30,12 +31,11 @@ from typing import Any
 import msgspec
 import numpy as np
 import pandas as pd
+import pandas._config as _pandas_config
 import pyarrow as pa
 
-try:  # reads `future.infer_string` without pandas 3's deprecation warning
-    from pandas._config import using_string_dtype as _infers_strings
-except ImportError:  # pandas < 2.3
-    _infers_strings = None  # type: ignore[assignment]
+# Reads `future.infer_string` without pandas 3's deprecation warning (pandas >= 2.3).
+_infers_strings: Callable[[], bool] | None = getattr(_pandas_config, "using_string_dtype", None)
 
 __all__ = ["typed_records_frame"]
 
@@ -95,7 +95,11 @@ def _layout_decoder(keys: tuple[str, ...]) -> msgspec.json.Decoder[Any]:
         forbid_unknown_fields=True,
         gc=False,
     )
-    fields = [("id", Any), ("values", values), ("valid", Any, None)]
+    fields: list[tuple[str, Any] | tuple[str, Any, Any]] = [
+        ("id", Any),
+        ("values", values),
+        ("valid", Any, None),
+    ]
     record = msgspec.defstruct("Record", fields, gc=False)
     data = msgspec.defstruct("Data", [("records", list[record], [])], gc=False)  # type: ignore[valid-type]
     page = msgspec.defstruct("Page", [("data", data)], gc=False)
@@ -117,7 +121,9 @@ def _first_record(content: bytes) -> dict[str, Any] | None:
 def _by_layout(content: bytes) -> dict[str, list[Any]] | None:
     """Columns through the layout decoder; None when the page does not fit it."""
     first = _first_record(content)
-    values = first.get("values") if first is not None else None
+    if first is None:
+        return None
+    values = first.get("values")
     if not isinstance(values, dict) or not values or not all(type(k) is str for k in values):
         return None
     keys = tuple(values)
@@ -134,7 +140,11 @@ def _by_layout(content: bytes) -> dict[str, list[Any]] | None:
     getters = [attrgetter(f"f{i}") for i in range(len(keys))]
     # The struct's order is the first record's only if that record is the one read alone.
     head = records[0] if records else None
-    if head is None or head.id != first.get("id") or any(g(head.values) is _MISSING for g in getters):
+    if (
+        head is None
+        or head.id != first.get("id")
+        or any(g(head.values) is _MISSING for g in getters)
+    ):
         return None
     columns: dict[str, list[Any]] = {"_id": [r.id for r in records]}
     columns["_valid"] = [
@@ -191,7 +201,7 @@ def _has_wide(items: list[Any]) -> bool:
     if int not in kinds:
         return False
     ints = items if len(kinds) == 1 else [i for i in items if i.__class__ is int]
-    return not (-(2**63) <= min(ints) and max(ints) < 2**64)
+    return not (min(ints) >= -(2**63) and max(ints) < 2**64)
 
 
 def _string_dtype() -> pd.StringDtype | None:
@@ -224,7 +234,7 @@ def _column(items: list[Any], strings: pd.StringDtype | None) -> Any:
         return items
     if array.null_count == len(array):
         return items  # all missing: pandas keeps an object column
-    return pd.arrays.ArrowStringArray(array, dtype=strings)
+    return pd.arrays.ArrowStringArray(array, dtype=strings)  # type: ignore[call-arg]
 
 
 def typed_records_frame(content: bytes) -> pd.DataFrame | None:

@@ -23,8 +23,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from splitkit.api.frames import records_frame, reference_records_frame
 from splitkit.api import typed_frames
+from splitkit.api.frames import records_frame, reference_records_frame
 from splitkit.api.typed_frames import _by_layout, typed_records_frame
 
 
@@ -104,7 +104,9 @@ FAST: dict[str, bytes] = {
     "members after the records": orjson.dumps(
         {"data": {"records": [_rec(0, _cells(a="x"))], "total": 1}, "next": [1]}
     ),
-    "null values, missing values": _page({"id": "r0", "values": None}, _rec(1, _cells(a="x")), _rec(2, None)),
+    "null values, missing values": _page(
+        {"id": "r0", "values": None}, _rec(1, _cells(a="x")), _rec(2, None)
+    ),
     "all cells missing or null in a field": _page(
         _rec(0, {"a": None, "b": {"value": None}}), _rec(1, {"b": {"valid": True}})
     ),
