@@ -194,16 +194,6 @@ def _wide(item: Any) -> bool:
     return False
 
 
-def _has_wide(items: list[Any]) -> bool:
-    kinds = set(map(type, items))  # one pass in C; then only ints and containers are looked at
-    if list in kinds or dict in kinds:
-        return any(map(_wide, items))
-    if int not in kinds:
-        return False
-    ints = items if len(kinds) == 1 else [i for i in items if i.__class__ is int]
-    return not (min(ints) >= -(2**63) and max(ints) < 2**64)
-
-
 def _string_dtype() -> pd.StringDtype | None:
     """The dtype pandas gives a list of strings, when it is Arrow-backed."""
     infers = _infers_strings() if _infers_strings is not None else None
@@ -224,17 +214,47 @@ def _string_dtype_now() -> pd.StringDtype | None:
     return None
 
 
+class _Wide(Exception):
+    """An int orjson reads as a float: the page is left to the reference path."""
+
+
+_NONE = type(None)
+
+
 def _column(items: list[Any], strings: pd.StringDtype | None) -> Any:
-    """The Arrow string array pandas would make of `items`, else `items` for pandas."""
-    if strings is None or (items and items[0].__class__ not in (str, type(None))):
-        return items  # not all strings (spares pyarrow's refusal, an exception)
-    try:  # refuses anything but str and None, in the calling thread
+    """The array pandas would make of `items` (Arrow strings, int64, float64, bool), made
+    directly; else `items`, for pandas to infer as it always has."""
+    if items[0].__class__ is str and strings is not None:
+        try:  # in the calling thread; refuses anything but str and None
+            array = pa.array(items, type=pa.large_string())
+        except (pa.ArrowTypeError, pa.ArrowInvalid):
+            pass
+        else:
+            return pd.arrays.ArrowStringArray(array, dtype=strings)  # type: ignore[call-arg]
+    kinds = set(map(type, items))  # one pass in C
+    if kinds <= {str, _NONE}:
+        if str not in kinds or strings is None:
+            return items  # all missing: an object column; or strings not Arrow-backed
         array = pa.array(items, type=pa.large_string())
-    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        return pd.arrays.ArrowStringArray(array, dtype=strings)  # type: ignore[call-arg]
+    if list in kinds or dict in kinds:
+        if any(map(_wide, items)):
+            raise _Wide
         return items
-    if array.null_count == len(array):
-        return items  # all missing: pandas keeps an object column
-    return pd.arrays.ArrowStringArray(array, dtype=strings)  # type: ignore[call-arg]
+    if int in kinds:
+        ints = items if len(kinds) == 1 else [i for i in items if i.__class__ is int]
+        low, high = min(ints), max(ints)
+        if low < -(2**63) or high >= 2**64:
+            raise _Wide
+        if high >= 2**63:
+            return items  # uint64 or object: pandas' rules
+    if kinds == {int}:
+        return np.array(items, dtype=np.int64)
+    if kinds <= {int, float, _NONE} and kinds & {int, float}:
+        return np.array(items, dtype=np.float64)  # None becomes NaN, as pandas makes it
+    if kinds == {bool}:
+        return np.array(items, dtype=bool)
+    return items
 
 
 def typed_records_frame(content: bytes) -> pd.DataFrame | None:
@@ -249,8 +269,9 @@ def typed_records_frame(content: bytes) -> pd.DataFrame | None:
             return None
         strings = _string_dtype()
         valid = np.array(columns.pop("_valid"), dtype=bool)  # bools by construction
-        built = {name: _column(items, strings) for name, items in columns.items()}
-        if any(_has_wide(c) for c in built.values() if c.__class__ is list):
+        try:
+            built = {name: _column(items, strings) for name, items in columns.items()}
+        except _Wide:
             return None
         built = {"_id": built.pop("_id"), "_valid": valid, **built}
         del columns  # the lists pandas copies are freed as it goes

@@ -83,6 +83,11 @@ FAST: dict[str, bytes] = {
         _rec(0, _cells(a="x")), _rec(1, _cells(a="y", late="later text"))
     ),
     "mixed types in a field": _page(_rec(0, _cells(a=1)), _rec(1, _cells(a="1"))),
+    "numbers and bools in a field": _page(
+        _rec(0, _cells(a=1, b=0.5, c=True, d=1)),
+        _rec(1, _cells(a=True, b=False, c=None, d=None)),
+        _rec(2, _cells(a=None, b=None, c=False, d=2.5)),
+    ),
     "nested values": _page(_rec(0, _cells(a={"x": 1}, b=[1, 2])), _rec(1, _cells(a={"y": 2}))),
     "ints at the edges of int64 and uint64": _page(
         _rec(0, _cells(a=2**63, b=-(2**63), c=2**64 - 1)), _rec(1, _cells(a=1, b=2, c=3))
