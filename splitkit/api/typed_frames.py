@@ -3,16 +3,18 @@
 msgspec decodes the page straight into small structs (a record's ``id``, ``valid`` and
 cells; ``messages``, ``metadata`` and the like are skipped, never built), in the calling
 thread, holding the GIL, starting no thread. The columns are then pulled out of the
-structs, and each all-string column is handed to pandas as the Arrow string array pandas
-would build from it anyway. It gives the reference frame exactly or steps aside (None),
+structs; a column pandas would make Arrow strings, int64, float64 or bool of is handed to
+it as that array, made directly; any other column goes as a list, for pandas to infer as
+it always has. It gives the reference frame exactly or steps aside (None),
 and the caller takes the reference path (orjson + lists). Two decoders, fastest first:
 
 - **the sheet's layout**: a struct made for the field keys of the page's first record
   (cached per key set), unknown keys forbidden: no dict per record, no key string per cell;
 - **any cells**: ``values`` as a dict of cells (or bare values, as the reference allows).
 
-It steps aside on what it would read differently from orjson: an envelope other than
-``{"data": {"records": [...]}}``, an empty page, anything msgspec refuses (a record that
+It steps aside on what it would read differently from orjson: a page without a
+``{"data": {"records": [...]}}`` envelope (a top-level list, ``records`` at the top), an
+empty page, anything msgspec refuses (a record that
 is not an object, ``values`` that are not an object or null, a missing ``id``: the
 reference then raises its own error), and integers outside int64/uint64 (orjson reads them
 as floats, msgspec as ints).
