@@ -65,6 +65,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import msgspec
 import numpy as np
 import orjson
 import pandas as pd
@@ -72,8 +73,8 @@ from httpx_aiohttp import AiohttpTransport
 
 from splitkit import Client, Part, dispatch, plan_parts, split_parent, start_parent_job, summarize
 from splitkit.api import ClientConfig
-from splitkit.api.arrow_frames import arrow_records_frame
 from splitkit.api.frames import records_frame, reference_records_frame
+from splitkit.api.typed_frames import _by_any_cells, _by_layout, typed_records_frame
 from splitkit.outcomes import OUTCOME_COLUMNS
 
 PACKAGES = (
@@ -496,6 +497,19 @@ def loads(raw: bytes) -> Any:
         gc.enable()
 
 
+def untyped(raw: bytes) -> Any:
+    """msgspec's generic decode (dicts and lists, as orjson makes), GC paused."""
+    return paused(msgspec.json.decode, raw)
+
+
+def paused(call: Callable[[bytes], Any], raw: bytes) -> Any:
+    gc.disable()
+    try:
+        return call(raw)
+    finally:
+        gc.enable()
+
+
 def interleaved_medians(
     calls: Sequence[tuple[str, Callable[[], Any]]], repeats: int, budget_s: float = 0.1
 ) -> list[tuple[str, float]]:
@@ -525,9 +539,13 @@ def bench_parse(args: argparse.Namespace, info: ServerInfo) -> None:
     ours, theirs = records_frame(raw), sdk_frame(raw)
     if ours.shape != theirs.shape or list(ours["_id"]) != list(theirs["_id"]):
         raise RuntimeError(f"the two frames differ: {ours.shape} vs {theirs.shape}")
-    fast = arrow_records_frame(raw)
+    if typed_records_frame(raw) is None:
+        path = "reference path (the typed path stepped aside)"
+    elif _by_layout(raw) is not None:
+        path = "msgspec, layout decoder"
+    else:
+        path = "msgspec, dict-of-cells decoder"
     pd.testing.assert_frame_equal(ours, reference_records_frame(raw))
-    path = "pyarrow fast path" if fast is not None else "reference path (fast path stepped aside)"
 
     from flatfile.core.pydantic_utilities import parse_obj_as
     from flatfile.records import GetRecordsResponse
@@ -536,6 +554,9 @@ def bench_parse(args: argparse.Namespace, info: ServerInfo) -> None:
         ("`orjson.loads(raw)` alone, GC paused as `records_frame` does", lambda: loads(raw)),
         (f"splitkit `records_frame(raw)` ({path})", lambda: records_frame(raw)),
         ("splitkit reference path (orjson + lists)", lambda: reference_records_frame(raw)),
+        ("`msgspec.json.decode(raw)` alone (untyped), GC paused", lambda: untyped(raw)),
+        ("typed path, columns only: layout decoder", lambda: paused(_by_layout, raw)),
+        ("typed path, columns only: dict-of-cells decoder", lambda: paused(_by_any_cells, raw)),
     ]
     sdk = [
         ("SDK `parse_obj_as` + `pd.DataFrame(rows)`", lambda: sdk_frame(raw)),
@@ -560,13 +581,56 @@ def bench_parse(args: argparse.Namespace, info: ServerInfo) -> None:
             f"| {name} | {seconds * 1000:.2f} | {len(ours) / seconds:,.0f} "
             f"| {seconds / base:.2f}x | {seconds / ours_s:.2f}x |"
         )
-    speedup = results[3][1] / ours_s
+    speedup = results[len(local)][1] / ours_s  # the SDK parse + frame
     over_loads = ours_s / base
     print(
         f"\nsplitkit vs SDK: {speedup:.1f}x faster (target >= 5x: "
         f"{'met' if speedup >= 5 else 'MISSED'}); `records_frame` / `orjson.loads` alone: "
         f"{over_loads:.2f}x (target <= 1x: {'met' if over_loads <= 1 else 'MISSED'})."
     )
+    bench_page_shapes(args, len(ours))
+
+
+def synthetic_page(records: int, stray_at: int | None = None) -> bytes:
+    """A page of mixed columns (strings, a date, ints, floats, bools, a sparse string); with
+    `stray_at`, that record carries one key the first record lacks (off the layout)."""
+    rows = []
+    for i in range(records):
+        values = {
+            "name": f"n{i}",
+            "signup": f"2022-01-{1 + i % 28:02d}",
+            "n": i,
+            "x": i / 3,
+            "ok": i % 2 == 0,
+            "note": None if i % 5 else "x",
+        }
+        if i == stray_at:
+            values["extra"] = "late"
+        cells = {k: {"value": v, "valid": True, "messages": []} for k, v in values.items()}
+        rows.append({"id": f"us_rc_{i:016x}", "values": cells, "valid": i % 3 > 0})
+    return orjson.dumps({"data": {"success": True, "records": rows}})
+
+
+def bench_page_shapes(args: argparse.Namespace, records: int) -> None:
+    """records_frame against orjson.loads alone on pages of other shapes than the sample's."""
+    print(
+        f"\nOther page shapes ({records:,} synthetic records), median of "
+        f"{args.parse_repeats} interleaved rounds:\n"
+    )
+    print("| page | `orjson.loads` ms | `records_frame` ms | / orjson.loads | path |")
+    print("|---|---:|---:|---:|---|")
+    shapes = [
+        ("mixed columns, one layout", synthetic_page(records)),
+        ("mixed columns, one record off the layout", synthetic_page(records, records // 2)),
+    ]
+    for name, raw in shapes:
+        pd.testing.assert_frame_equal(records_frame(raw), reference_records_frame(raw))
+        path = "layout decoder" if _by_layout(raw) is not None else "dict-of-cells decoder"
+        (_, base), (_, ours) = interleaved_medians(
+            [("loads", lambda raw=raw: loads(raw)), ("ours", lambda raw=raw: records_frame(raw))],
+            args.parse_repeats,
+        )
+        print(f"| {name} | {base * 1000:.2f} | {ours * 1000:.2f} | {ours / base:.2f}x | {path} |")
 
 
 # -- (c) plan and summary ---------------------------------------------------------------------

@@ -1,9 +1,9 @@
 """Records on the wire ⇄ pandas DataFrames, column by column.
 
-A records page is read into columns by pyarrow's JSON reader when that gives the
-same frame (``arrow_frames``); else it is decoded once with orjson and each column
+A records page is read into columns by msgspec's typed decoder when that gives the
+same frame (``typed_frames``); else it is decoded once with orjson and each column
 is built as one list comprehension over the decoded dicts. No model object per
-record is made either way.
+record is made either way, and no thread is started.
 The frame has ``_id`` and ``_valid`` first, then one column per field key
 (first-seen order) holding the cells' values.
 """
@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 import pandas as pd
 
-from splitkit.api.arrow_frames import arrow_records_frame
+from splitkit.api.typed_frames import typed_records_frame
 
 __all__ = ["RESERVED_COLUMNS", "records_body", "records_frame"]
 
@@ -59,9 +59,9 @@ def _record_valid(record: dict[str, Any]) -> bool:
 def records_frame(content: bytes) -> pd.DataFrame:
     """Turn a ``GET /sheets/{id}/records`` body into a DataFrame.
 
-    Read by pyarrow (``arrow_frames``) when it gives this very frame, else by
+    Read by msgspec (``typed_frames``) when it gives this very frame, else by
     ``reference_records_frame``: orjson, then one list per column."""
-    frame = arrow_records_frame(content)
+    frame = typed_records_frame(content)
     return reference_records_frame(content) if frame is None else frame
 
 
