@@ -12,14 +12,10 @@ The next stages: :mod:`splitkit.summary` (``summarize``, ``counts_match``) and
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 
-from splitkit.api import Job
-from splitkit.api import operations as ops
-from splitkit.api.operations import Flow, Page
 from splitkit.statuses import JOB_TERMINAL, OutcomeStatus, spellings
 
 __all__ = [
@@ -31,7 +27,6 @@ __all__ = [
     "OUTCOME_STATUSES",
     "TERMINAL_JOB_STATUSES",
     "empty_outcomes",
-    "fold_parts",
     "frame_parent_id",
 ]
 
@@ -149,39 +144,3 @@ def frame_parent_id(frame: pd.DataFrame) -> str | None:
             "use the rows of one parent, e.g. frame[frame['parent_id'] == parent_id]"
         )
     return next(iter(ids), None)
-
-
-# --- the parts of a parent, page by page ------------------------------------------------------
-
-#: Parts are read in pages of this size (as ``Client.list_parts`` reads them).
-PARTS_PAGE_SIZE = 1_000
-
-
-def fold_parts(
-    parent_id: str, fold: Callable[[list[Job]], None], *, page_size: int = PARTS_PAGE_SIZE
-) -> Flow[int]:
-    """Every part of ``parent_id``, page by page: each page is handed to ``fold``, then
-    dropped. Returns how many parts there were. Run it with a client's ``_drive``.
-
-    ``list_parts`` keeps every part's ``Job`` (about 2.5 KB each: 250 MB at 100,000 parts)
-    until the last page is in; the dispatch, split and settle steps need a few fields of
-    each, so they keep those and let the pages go (memory bounded by one page).
-    """
-    ops.list_parts(parent_id, page_size=page_size)  # the same argument checks, at once
-    return _fold_parts(parent_id, fold, page_size)
-
-
-def _fold_parts(parent_id: str, fold: Callable[[list[Job]], None], page_size: int) -> Flow[int]:
-    seen = 0
-    page_number = 1
-    while True:
-        page: Page[Job] = yield ops.list_jobs_page(
-            parent_id=parent_id, page_number=page_number, page_size=page_size
-        )
-        fold(page.items)
-        seen += len(page.items)
-        # Stop on a short page, or when the server says this was the last one (as list_parts).
-        last = (page.pagination or {}).get("pageCount")
-        if len(page.items) < page_size or (isinstance(last, int) and page_number >= last):
-            return seen
-        page_number += 1

@@ -14,6 +14,7 @@ import pandas as pd
 
 from splitkit._checks import boolean, instance_of, non_empty_str
 from splitkit.api import Client, Job
+from splitkit.api import operations as ops
 from splitkit.api.errors import (
     ConnectionFailedError,
     InvalidTransitionError,
@@ -21,7 +22,6 @@ from splitkit.api.errors import (
     ServerError,
 )
 from splitkit.errors import SplitMismatchError
-from splitkit.outcomes import fold_parts
 from splitkit.plan import PLAN_COLUMNS
 
 __all__ = [
@@ -204,7 +204,7 @@ def _part_columns(client: Client, parent_job_id: str) -> dict[str, list[Any]]:
     """The parts' columns of the join, page by page: 100,000 parts' Job objects (~2.5 KB
     each) are never all held at once."""
     columns: dict[str, list[Any]] = {"part": [], **{name: [] for name in PART_JOB_COLUMNS}}
-    client._drive(fold_parts(parent_job_id, lambda page: _add_columns(columns, page)))
+    client._drive(ops.fold_parts(parent_job_id, lambda page: _add_columns(columns, page)))
     return columns
 
 

@@ -39,7 +39,7 @@ from splitkit.api.errors import (
 )
 from splitkit.api.operations import Flow
 from splitkit.errors import SettleRefusedError
-from splitkit.outcomes import TERMINAL_JOB_STATUSES, fold_parts, frame_parent_id
+from splitkit.outcomes import TERMINAL_JOB_STATUSES, frame_parent_id
 from splitkit.statuses import OutcomeStatus, summary_bucket
 from splitkit.summary import _buckets, _summary_counts
 
@@ -195,7 +195,7 @@ def _settle_flow(
     # another parent, must not settle this one.
     # Counted page by page: 100,000 parts' Job objects are never all held at once.
     statuses: Counter[str] = Counter()
-    total = yield from fold_parts(
+    total = yield from ops.fold_parts(
         job_id, lambda page: statuses.update(str(part.status) for part in page)
     )
     server = _buckets(statuses, f"the parts of parent {job_id}") | {"total": total}

@@ -21,6 +21,7 @@ import httpx
 import pandas as pd
 
 from splitkit.api import AsyncClient, ClientConfig, Job
+from splitkit.api import operations as ops
 from splitkit.api.errors import InvalidTransitionError
 from splitkit.engine.claim import ClaimPolicy, ParentClaim, stop_starting
 from splitkit.engine.controls import Controls
@@ -37,7 +38,6 @@ from splitkit.engine.steps import (
     part_index,
     run_part,
 )
-from splitkit.outcomes import fold_parts
 from splitkit.statuses import OUTCOME_OF_ENDED_JOB, OutcomeStatus
 
 log = logging.getLogger("splitkit.engine")
@@ -136,7 +136,7 @@ class Engine:
             rows.extend(self._row_for(job) for job in page)
 
         # Page by page: a row keeps what the run needs of a part, its Job is let go at once.
-        await client._drive(fold_parts(self.parent_id, keep))
+        await client._drive(ops.fold_parts(self.parent_id, keep))
         if not rows:
             raise ValueError(
                 f"job {self.parent_id} has no parts: split it first (splitkit.split_parent)"
