@@ -197,6 +197,7 @@ OUTSIDE_THE_TREE = {
     "splitkit.server.limits.BodyProblem": "a refused body, answered as an HTTP error",
     "splitkit.server.store.Busy": "the fast lane hands the request to FastAPI on it",
     "splitkit.server.fastlane._HandOn": "the fast lane hands the request to FastAPI on it",
+    "splitkit.api.typed_frames._Wide": "an int past 64 bits: the page goes to the reference parser",
 }
 
 
