@@ -20,6 +20,7 @@ turns them into the plain ones for ``client.py`` (``async_http_client`` →
 
 from __future__ import annotations
 
+import re
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
@@ -108,6 +109,10 @@ def async_http_client(
     return http, None if default is None else AsyncDirectSender(http, default, config.timeout)
 
 
+# Unreserved characters (RFC 3986 §2.3): the same in every escaping.
+_PLAIN = re.compile(r"[A-Za-z0-9._~-]*\Z")
+
+
 @dataclass(frozen=True, slots=True)
 class DirectRequest:
     method: str
@@ -138,8 +143,9 @@ class AsyncDirectSender:
     redirects), and reads the whole answer. Its errors are aiohttp's own, which
     ``async_transport_failure`` names as it names them under httpx's wrappers.
 
-    It takes only what ``RequestBuilder`` builds without httpx (an ASCII path without a
-    query of its own) and only while the client holds no cookies (httpx would add them).
+    It takes only an ASCII path without a query of its own, parameters that need no
+    escaping (a part's: page number and size) and only while the client holds no cookies
+    (httpx would add them); the rest goes through httpx.
     """
 
     def __init__(self, http: httpx.AsyncClient, transport: AiohttpTransport, timeout: float):
@@ -160,7 +166,10 @@ class AsyncDirectSender:
             return None
         url = self._base + path.lstrip("/")
         if op.params:
-            url += "?" + str(httpx.QueryParams(op.params))
+            # Only values that need no escaping: how httpx escapes the rest is its own.
+            if not all(_PLAIN.match(key) and _PLAIN.match(value) for key, value in op.params):
+                return None
+            url += "?" + "&".join(f"{key}={value}" for key, value in op.params)
         if op.json is None:
             return DirectRequest(op.method, yarl.URL(url, encoded=True), self._headers, None)
         body = dumps(op.json)
