@@ -15,14 +15,12 @@ from typing import Any
 
 import httpx
 import pytest
+from test_request_builder import OPERATIONS
 
 from splitkit.api import AsyncClient, NotFoundError, RateLimitedError, RetryPolicy
 from splitkit.api import operations as ops
 from splitkit.api._transports import AsyncDirectSender
 from splitkit.api.operations import Operation
-
-
-from test_request_builder import OPERATIONS
 
 # The rest are left to httpx: a list filter or a time to escape, a path not ASCII or with
 # a query of its own.
