@@ -58,6 +58,12 @@ def _first_record(content: bytes) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
+# pyarrow's own thread pool stays out: with many handler threads reading pages at once
+# (dispatch, the listener: concurrency 8-64) the process crashed (SIGSEGV) in the pool's
+# threads during to_pandas(); a part's page is small, so one thread loses nothing.
+_ONE_THREAD = pj.ReadOptions(use_threads=False)
+
+
 def _options(first: dict[str, Any] | None) -> pj.ParseOptions | None:
     """Declares the first record's string values as strings (else some become timestamps)."""
     values = first.get("values") if first is not None else None
@@ -85,7 +91,9 @@ def arrow_records_frame(content: bytes) -> pd.DataFrame | None:
     """The frame `records_frame` makes of `content`, or None to take the reference path."""
     first = _first_record(content)
     try:
-        table = pj.read_json(pa.BufferReader(content), parse_options=_options(first))
+        table = pj.read_json(
+            pa.BufferReader(content), read_options=_ONE_THREAD, parse_options=_options(first)
+        )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
         return None
     if table.num_rows != 1 or "data" not in table.column_names:
@@ -147,5 +155,5 @@ def arrow_records_frame(content: bytes) -> pd.DataFrame | None:
     order += [k for k in named if k not in order]
     columns = [named[k] for k in order]
     frame = pa.Table.from_arrays([ids, valid, *columns], names=["_id", "_valid", *order])
-    result: pd.DataFrame = frame.to_pandas()
+    result: pd.DataFrame = frame.to_pandas(use_threads=False)  # see _ONE_THREAD
     return result
