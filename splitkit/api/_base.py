@@ -32,7 +32,7 @@ import random
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -78,6 +78,21 @@ def is_loopback(url: str) -> bool:
         return False
 
 
+class Answer(Protocol):
+    """What is read of a response: ``httpx.Response``, or the direct sender's answer."""
+
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def reason_phrase(self) -> str: ...
+    @property
+    def headers(self) -> Any: ...  # case-insensitive .get()
+    @property
+    def content(self) -> bytes: ...
+    @property
+    def text(self) -> str: ...
+
+
 def retry_after_seconds(value: str | None) -> float | None:
     """``Retry-After`` as seconds: either a number or an HTTP date."""
     if not value:
@@ -93,7 +108,7 @@ def retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _error_details(response: httpx.Response) -> tuple[Any, str, str | None]:
+def _error_details(response: Answer) -> tuple[Any, str, str | None]:
     """(body, message, key) from any error body: Flatfile's, FastAPI's, or plain text."""
     text = response.text
     try:
@@ -152,7 +167,7 @@ class BaseClient:
 
     # -- reading ----------------------------------------------------------------------------
 
-    def _result(self, op: Operation[T], response: httpx.Response) -> T:
+    def _result(self, op: Operation[T], response: Answer) -> T:
         if response.status_code >= 400:
             raise self._error(op, response)
         try:
@@ -168,7 +183,7 @@ class BaseClient:
                 snippet,
             ) from exc
 
-    def _error(self, op: Operation[Any], response: httpx.Response) -> ApiError:
+    def _error(self, op: Operation[Any], response: Answer) -> ApiError:
         status = response.status_code
         body, message, key = _error_details(response)
         message = _clip(self._redact(message))  # redacted before the cut: no token half left

@@ -22,7 +22,7 @@ import pandas as pd
 from tenacity import AsyncRetrying
 
 from splitkit.api import operations as ops
-from splitkit.api._base import BaseClient, RequestBuilder
+from splitkit.api._base import Answer, BaseClient, RequestBuilder
 from splitkit.api._transports import (
     ASYNC_TRANSPORT_ERRORS,
     async_http_client,
@@ -61,7 +61,7 @@ class AsyncClient(BaseClient):
             base_url, token, environment_id, timeout, RetryPolicy() if retry is None else retry
         )
         super().__init__(config)
-        self._http = async_http_client(config, self._headers(), transport)
+        self._http, self._direct = async_http_client(config, self._headers(), transport)
         self._requests = RequestBuilder(self._http)
 
     @classmethod
@@ -92,9 +92,13 @@ class AsyncClient(BaseClient):
     # -- the send loop ----------------------------------------------------------------------
 
     async def _send_once(self, op: Operation[T]) -> T:
-        request = self._requests.build(op)
+        sender = self._direct
+        direct = None if sender is None else sender.prepare(op)
         try:
-            response = await self._http.send(request)
+            if sender is not None and direct is not None:
+                response: Answer = await sender.send(direct)
+            else:
+                response = await self._http.send(self._requests.build(op))
         except ASYNC_TRANSPORT_ERRORS as exc:
             raise self._connection_failed(op, async_transport_failure(exc)) from exc
         return self._result(op, response)

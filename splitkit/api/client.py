@@ -21,7 +21,7 @@ import pandas as pd
 from tenacity import Retrying
 
 from splitkit.api import operations as ops
-from splitkit.api._base import BaseClient, RequestBuilder
+from splitkit.api._base import Answer, BaseClient, RequestBuilder
 from splitkit.api._transports import (
     TRANSPORT_ERRORS,
     http_client,
@@ -58,7 +58,7 @@ class Client(BaseClient):
             base_url, token, environment_id, timeout, RetryPolicy() if retry is None else retry
         )
         super().__init__(config)
-        self._http = http_client(config, self._headers(), transport)
+        self._http, self._direct = http_client(config, self._headers(), transport)
         self._requests = RequestBuilder(self._http)
 
     @classmethod
@@ -89,9 +89,13 @@ class Client(BaseClient):
     # -- the send loop ----------------------------------------------------------------------
 
     def _send_once(self, op: Operation[T]) -> T:
-        request = self._requests.build(op)
+        sender = self._direct
+        direct = None if sender is None else sender.prepare(op)
         try:
-            response = self._http.send(request)
+            if sender is not None and direct is not None:
+                response: Answer = sender.send(direct)
+            else:
+                response = self._http.send(self._requests.build(op))
         except TRANSPORT_ERRORS as exc:
             raise self._connection_failed(op, transport_failure(exc)) from exc
         return self._result(op, response)

@@ -14,6 +14,7 @@ import contextlib
 import functools
 import inspect
 import pickle
+import queue
 import threading
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar, runtime_checkable
@@ -71,8 +72,9 @@ class LoopExecutor:
 
 
 async def in_daemon_thread(call: Callable[[], T], *, name: str) -> T:
-    """`call()` in a new daemon thread; its result (or exception) comes back to the loop.
-    Cancelling the await leaves the thread running; what it returns then is dropped."""
+    """`call()` in a daemon thread of its own (an idle one kept from an earlier call, or a
+    new one); its result (or exception) comes back to the loop. Cancelling the await
+    leaves the thread running; what it returns then is dropped."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()
 
@@ -84,19 +86,68 @@ async def in_daemon_thread(call: Callable[[], T], *, name: str) -> T:
         else:
             future.set_result(result)  # type: ignore[arg-type]
 
-    def main() -> None:
+    def main() -> Callable[[], None]:
         result: T | None = None
         error: BaseException | None = None
         try:
             result = call()
         except BaseException as exc:  # handed to the awaiting task, raised there
             error = exc
-        # RuntimeError: the run's loop has closed; nobody waits for this any more.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(deliver, result, error)
 
-    threading.Thread(target=main, name=name, daemon=True).start()
+        def post() -> None:
+            # RuntimeError: the run's loop has closed; nobody waits for this any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(deliver, result, error)
+
+        return post
+
+    _IDLE.run(main, name)
     return await future
+
+
+class _IdleThreads:
+    """Daemon threads kept idle for `IDLE_S` after a call, for the next one: starting a
+    thread costs more CPU than a no-op handler's whole call. A call never waits for a
+    thread (none idle: a new one), so a stuck handler holds only its own."""
+
+    IDLE_S = 2.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: list[queue.SimpleQueue[Callable[[], Callable[[], None]]]] = []
+
+    def run(self, call: Callable[[], Callable[[], None]], name: str) -> None:
+        """Runs ``call()`` in an idle thread (or a new one), then what it returned: the
+        thread is idle again before that (the result's delivery), so the next call that
+        delivery lets start finds it."""
+        with self._lock:
+            inbox = self._idle.pop() if self._idle else None
+        if inbox is None:
+            inbox = queue.SimpleQueue()
+            threading.Thread(target=self._serve, args=(inbox,), name=name, daemon=True).start()
+        inbox.put(functools.partial(_named, name, call))
+
+    def _serve(self, inbox: queue.SimpleQueue[Callable[[], Callable[[], None]]]) -> None:
+        while True:
+            try:
+                then = inbox.get(timeout=self.IDLE_S)()
+            except queue.Empty:
+                with self._lock:
+                    if inbox not in self._idle:  # taken just now: its call is on the way
+                        continue
+                    self._idle.remove(inbox)
+                return
+            with self._lock:
+                self._idle.append(inbox)
+            then()
+
+
+def _named(name: str, call: Callable[[], Callable[[], None]]) -> Callable[[], None]:
+    threading.current_thread().name = name  # what a traceback or a debugger shows
+    return call()
+
+
+_IDLE = _IdleThreads()
 
 
 class _PoolExecutor:

@@ -83,6 +83,16 @@ class LiveRuns:
 live_runs = LiveRuns()
 
 
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop where it is installed (a dependency but on Windows and PyPy): its
+    machinery costs the run's requests less CPU than asyncio's (bench_throughput.py)."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 class RunHandle:
     """A running (or finished) dispatch of one parent's parts."""
 
@@ -102,7 +112,8 @@ class RunHandle:
         if not self._future.set_running_or_notify_cancel():
             return
         try:
-            asyncio.run(self._engine.run())
+            with asyncio.Runner(loop_factory=loop_factory()) as runner:
+                runner.run(self._engine.run())
         except BaseException as exc:
             self._future.set_exception(exc)
         else:
