@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -57,6 +57,11 @@ WHAT_IF_COLUMNS = [
     "part_s",
     "wall_s",
     "records_per_s",
+    "requests",
+    "wall_low_s",
+    "wall_high_s",
+    "peak_memory_bytes",
+    "binding",
 ]
 
 
@@ -269,17 +274,30 @@ def _estimate_costs(
                 "cannot be estimated; pass per_record_s"
             )
         overhead, per_record = 0.0, float(np.mean(d[positive] / r[positive]))
-        warnings.warn(
-            f"every completed part in outcomes has {int(r[0]):,} records (one batch size): "
-            "the per-part overhead and the per-record cost cannot be separated from one "
-            "batch size, so per_part_overhead_s is taken as 0 and each part's whole time is "
-            "charged to its records, which favours small batches. Measure another batch "
-            "size and pass both runs' outcomes (pd.concat([run_a, run_b])), or pass "
-            "per_part_overhead_s= if you know it",
-            UserWarning,
-            stacklevel=3,
-        )
+        _warn_one_size(int(r[0]), stacklevel=4)
     return PartCosts(overhead, max(0.0, per_record), estimated=True)
+
+
+def _warn_if_one_size(outcomes: pd.DataFrame) -> None:
+    if not {"status", "records"} <= set(outcomes.columns):
+        return  # the fit says what is missing
+    done = outcomes["status"].astype("str").str.lower().isin(spellings(OutcomeStatus.COMPLETED))
+    counts = pd.to_numeric(outcomes["records"][done], errors="coerce").dropna().unique()
+    if counts.size == 1 and counts[0] > 0:
+        _warn_one_size(int(counts[0]), stacklevel=4)
+
+
+def _warn_one_size(records: int, stacklevel: int) -> None:
+    warnings.warn(
+        f"every completed part in outcomes has {records:,} records (one batch size): "
+        "the per-part overhead and the per-record cost cannot be separated from one "
+        "batch size, so per_part_overhead_s is taken as 0 and each part's whole time is "
+        "charged to its records, which favours small batches. Measure another batch "
+        "size and pass both runs' outcomes (pd.concat([run_a, run_b])), or pass "
+        "per_part_overhead_s= if you know it",
+        UserWarning,
+        stacklevel=stacklevel,
+    )
 
 
 def _fit_slope(records: np.ndarray, seconds: np.ndarray) -> float:
@@ -315,28 +333,44 @@ def what_if(
     concurrencies: Count | Iterable[Count],
     per_part_overhead_s: float | None = None,
     per_record_s: float | None = None,
-    outcomes: pd.DataFrame | None = None,
+    outcomes: pd.DataFrame | Iterable[Any] | None = None,
+    model: Any = None,
+    rate_per_s: float | None = None,
+    burst: int | None = None,
+    profile: Any = None,
+    cpu_workers: int | None = None,
+    seed: int = 0,
 ) -> pd.DataFrame:
-    """Expected parts, waves and wall time for each batch size × concurrency.
+    """Expected parts, waves, requests, wall time (with an interval) and peak memory for
+    each batch size × concurrency: `splitkit.lab.CostModel`'s prediction, in grid order.
 
-    Costs: each part is expected to take ``per_part_overhead_s + records *
-    per_record_s`` seconds. Give both, or give ``outcomes`` (an outcome frame
-    of a previous run) and the missing ones are estimated with
-    :func:`estimate_costs`; the costs used are in ``df.attrs``.
+    Costs, one of:
 
-    The model is deliberately simple: parts run in *waves* of ``concurrency``
-    parts and a wave lasts as long as its longest part, so the wall time is the
-    full waves of ``batch_size``-record parts plus the last wave, which is
-    shorter only when it holds nothing but the short last part. It ignores
-    work stealing between waves (a real run with a queue is a little faster
-    when parts vary) and API limits (a 429 slows everything down); use it to
-    rank choices, then measure. Batch sizes are capped like
-    :func:`plan_parts`'s: at most :data:`MAX_PAGE_SIZE`.
+    - ``per_part_overhead_s`` and ``per_record_s``: each part takes ``per_part_overhead_s
+      + records * per_record_s`` seconds (``CostModel.from_costs``; no interval, memory
+      unknown);
+    - ``outcomes``: an outcome frame of a previous run, or a list of runs (outcome frames,
+      finished ``RunHandle`` objects, ``Measured``): ``CostModel.fit`` fits request, page and
+      handler costs and memory per part, with a bootstrap interval (``seed``). Giving one
+      of the two costs as well holds it fixed (:func:`estimate_costs`; no interval);
+    - ``model``: a fitted ``CostModel`` (e.g. ``tune(...).model``).
 
-    Columns: ``batch_size``, ``concurrency``, ``parts``, ``waves`` (int64);
-    ``part_s`` (expected duration of the longest part), ``wall_s``,
-    ``records_per_s`` (float64). With ``total == 0`` there are no parts:
-    ``wall_s`` is 0 and ``part_s`` / ``records_per_s`` are NaN.
+    The platform's rate limit (a throughput cap): ``rate_per_s`` / ``burst``, or read from
+    ``profile`` (as in ``tune``); ``cpu_workers``: handlers that can compute at once.
+    The costs used are in ``df.attrs``.
+
+    Parts run in *waves* of ``concurrency`` parts and a wave lasts as long as its longest
+    part; the wall time is the longest of those waves, the requests over the rate limit,
+    and the handlers' time over ``cpu_workers`` (``binding`` says which). Use it to rank
+    choices, then measure. Batch sizes are capped like :func:`plan_parts`'s: at most
+    :data:`MAX_PAGE_SIZE`.
+
+    Columns (:data:`WHAT_IF_COLUMNS`): ``batch_size``, ``concurrency``, ``parts``,
+    ``waves``, ``requests`` (int64); ``part_s`` (expected duration of a full part),
+    ``wall_s``, ``records_per_s``, ``wall_low_s`` / ``wall_high_s`` (5th / 95th percentile),
+    ``peak_memory_bytes`` (NaN when unknown) (float64); ``binding`` ("latency", "handler
+    CPU" or "rate limit"). With ``total == 0`` there are no parts: ``part_s`` /
+    ``records_per_s`` are NaN.
 
     Example::
 
@@ -346,53 +380,71 @@ def what_if(
         0         500      5     5.0
         1        1000      3     4.5
     """
+    # Imported here: the lab's model builds on this module's plan_parts.
+    from splitkit.lab.model import CostModel, Measured, rate_limit
+
     total = non_negative_int("total", total)
     sizes = _positive_ints("batch_sizes", batch_sizes, _page_size)
     workers = _positive_ints("concurrencies", concurrencies)
-    if outcomes is None:
-        if per_part_overhead_s is None or per_record_s is None:
+    rate, depth = rate_limit(rate_per_s, burst, profile)
+    limits: dict[str, Any] = {"rate_per_s": rate, "burst": depth, "cpu_workers": cpu_workers}
+    fitted = True
+    if model is not None:
+        if not isinstance(model, CostModel):
+            raise TypeError(f"model must be a CostModel, got {type(model).__name__}")
+        if outcomes is not None or per_part_overhead_s is not None or per_record_s is not None:
+            raise ValueError("what_if takes model or costs/outcomes, not both")
+        if rate is not None or cpu_workers is not None:
+            model = replace(model, **limits)
+    elif outcomes is None or (per_part_overhead_s is not None or per_record_s is not None):
+        if outcomes is None and (per_part_overhead_s is None or per_record_s is None):
             raise ValueError(
                 "what_if needs per_part_overhead_s and per_record_s, or outcomes from a "
                 "previous run to estimate them from"
             )
-        costs = PartCosts(
-            _cost("per_part_overhead_s", per_part_overhead_s),
-            _cost("per_record_s", per_record_s),
-        )
+        if outcomes is None:
+            costs = PartCosts(
+                _cost("per_part_overhead_s", per_part_overhead_s),
+                _cost("per_record_s", per_record_s),
+            )
+        else:
+            costs = _estimate_costs(_one_frame(outcomes), per_part_overhead_s, per_record_s)
+        fitted = costs.estimated
+        model = CostModel.from_costs(costs.per_part_overhead_s, costs.per_record_s, **limits)
     else:
-        costs = _estimate_costs(outcomes, per_part_overhead_s, per_record_s)
-    overhead, per_record = costs.per_part_overhead_s, costs.per_record_s
+        runs = [outcomes] if isinstance(outcomes, pd.DataFrame) else list(outcomes)
+        # An outcome frame alone has no wall time: the model fits no run overhead from it.
+        measured = [
+            Measured(r, 1, float("nan")) if isinstance(r, pd.DataFrame) else Measured.of(r)
+            for r in runs
+        ]
+        _warn_if_one_size(pd.concat([m.outcomes for m in measured], ignore_index=True))
+        model = CostModel.fit(measured, seed=seed, **limits)
 
-    # The grid, batch size outer and concurrency inner, as flat arrays.
     b = np.repeat(sizes, workers.size)
     c = np.tile(workers, sizes.size)
-    parts = -(-total // b)
-    waves = -(-parts // c)
-    short = total - (total // b) * b  # records of the short last part, 0 if none
-    full_s = overhead + np.minimum(b, total) * per_record
-    # The last wave is only as long as the short part when that part is alone in it.
-    last_wave_size = parts - (waves - 1) * c
-    alone = (short > 0) & (last_wave_size == 1)
-    last_wave_s = np.where(alone, overhead + short * per_record, full_s)
-    wall = np.where(waves > 0, (waves - 1) * full_s + last_wave_s, 0.0)
+    table = model.predict(total, batch_sizes=sizes, concurrencies=workers)
+    table = table.set_index(["batch_size", "concurrency"]).loc[list(zip(b, c, strict=True))]
+    frame = table.reset_index()
+    frame["part_s"] = frame["part_s"].where(frame["parts"] > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
         # total > 0 with zero costs is infinitely fast (inf); total 0 has no rate (NaN).
-        rate = np.where(total > 0, np.divide(float(total), wall), np.nan)
-    frame = pd.DataFrame(
-        {
-            "batch_size": b,
-            "concurrency": c,
-            "parts": parts.astype(np.int64),
-            "waves": waves.astype(np.int64),
-            "part_s": np.where(parts > 0, full_s, np.nan),
-            "wall_s": wall.astype(np.float64),
-            "records_per_s": rate.astype(np.float64),
-        }
-    )
+        rate_s = np.where(total > 0, np.divide(float(total), frame["wall_s"]), np.nan)
+    frame["records_per_s"] = rate_s.astype(np.float64)
+    frame = frame[WHAT_IF_COLUMNS]
+    m = model.costs
     frame.attrs = {
         "total": total,
-        "per_part_overhead_s": overhead,
-        "per_record_s": per_record,
-        "costs_estimated": costs.estimated,
+        "per_part_overhead_s": m["request_s"] + m["handler_s0"],
+        "per_record_s": m["page_s_per_record"] + m["handler_s_per_record"],
+        "costs_estimated": fitted,
     }
     return frame
+
+
+def _one_frame(outcomes: pd.DataFrame | Iterable[Any]) -> pd.DataFrame:
+    """Outcome frames (or runs) as one frame, for :func:`estimate_costs`."""
+    if isinstance(outcomes, pd.DataFrame):
+        return outcomes
+    frames = [o if isinstance(o, pd.DataFrame) else o.outcomes for o in outcomes]
+    return pd.concat(frames, ignore_index=True)

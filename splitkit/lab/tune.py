@@ -15,7 +15,6 @@ not typical of the sheet make a poor sample.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -26,11 +25,10 @@ from splitkit._checks import callable_handler, integer, non_empty_str, positive_
 from splitkit.api import Client
 from splitkit.engine import ClaimPolicy, dispatch
 from splitkit.engine.executors import Executor, Handler
-from splitkit.lab.model import CostModel, Measured
+from splitkit.lab.model import CostModel, Measured, rate_limit
 from splitkit.pipeline import split_parent, start_parent_job
 from splitkit.plan import MAX_PAGE_SIZE, plan_parts
 from splitkit.settlement import settle
-from splitkit.simprofile import sim_profile
 from splitkit.summary import summarize
 
 if TYPE_CHECKING:
@@ -154,7 +152,7 @@ def tune(
     workers = _concurrencies(concurrencies)
     rounds = integer("rounds", rounds, low=1, high=5, what="an integer from 1 to 5")
     first = workers[-1] if sample_parts is None else positive_int("sample_parts", sample_parts)
-    rate, depth = _rate_limit(rate_per_s, burst, profile)
+    rate, depth = rate_limit(rate_per_s, burst, profile)
     seed = integer("seed", seed, what="an integer")
     # Checked now, before any probe: the model refuses them with the same messages.
     model_args: dict[str, Any] = {
@@ -297,22 +295,3 @@ def _concurrencies(values: Iterable[int] | int) -> list[int]:
     if not found:
         raise ValueError("concurrencies must not be empty")
     return found
-
-
-def _rate_limit(
-    rate_per_s: float | None, burst: int | None, profile: Any
-) -> tuple[float | None, int]:
-    """(requests a second or None, bucket depth): given, else the profile's."""
-    if profile is not None:
-        # probe()'s SimProfile, a built-in name, a profile JSON file or a dict.
-        profile = sim_profile(profile)
-        if rate_per_s is None:
-            rate_per_s = profile.rate_per_s
-        if burst is None and rate_per_s is not None:
-            burst = int(getattr(profile, "bucket_size", 0) or 0)
-    if rate_per_s is not None and not (
-        isinstance(rate_per_s, int | float) and math.isfinite(rate_per_s) and rate_per_s > 0
-    ):
-        raise ValueError(f"rate_per_s must be requests a second > 0 or None, got {rate_per_s!r}")
-    depth = 0 if burst is None else integer("burst", burst, low=0)
-    return (None if rate_per_s is None else float(rate_per_s)), depth
