@@ -130,7 +130,7 @@ def tune(
     all parts in flight), ``max_batch_size``. The platform's rate limit is ``rate_per_s``
     / ``burst``, or read from ``profile``: what ``probe()`` returned, a simulator profile,
     its name, a profile JSON file (``probe(...).save(path)``) or a dict (its
-    ``rate_per_s`` and ``bucket_size``). ``cpu_workers``: handlers that can compute at once (see
+    ``rate_per_s`` and ``burst``). ``cpu_workers``: handlers that can compute at once (see
     `CostModel.fit`). ``executor``: where probes run the handler. ``seed``: the bootstrap.
 
     Returns a `Tuning`: ``.recommendation`` (one row), ``.table``, ``.probes``,
