@@ -15,8 +15,10 @@ not typical of the sheet make a poor sample.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -24,10 +26,11 @@ import pandas as pd
 from splitkit._checks import callable_handler, integer, non_empty_str, positive_int
 from splitkit.api import Client
 from splitkit.engine import ClaimPolicy, dispatch
-from splitkit.engine.executors import Executor, Handler
+from splitkit.engine.executors import Executor, Handler, LoopExecutor
 from splitkit.lab.model import CostModel, Measured, rate_limit
 from splitkit.pipeline import split_parent, start_parent_job
 from splitkit.plan import MAX_PAGE_SIZE, plan_parts
+from splitkit.runlog import TUNE_PROBE, RunRecorder, history_folder
 from splitkit.settlement import settle
 from splitkit.summary import summarize
 
@@ -114,6 +117,7 @@ def tune(
     cpu_workers: int | None = None,
     executor: Executor | None = None,
     seed: int = 0,
+    history: bool | str | os.PathLike[str] = True,
 ) -> Tuning:
     """Probe the server in use, fit the cost model, recommend a batch size and concurrency.
 
@@ -132,6 +136,8 @@ def tune(
     its name, a profile JSON file (``probe(...).save(path)``) or a dict (its
     ``rate_per_s`` and ``burst``). ``cpu_workers``: handlers that can compute at once (see
     `CostModel.fit`). ``executor``: where probes run the handler. ``seed``: the bootstrap.
+    ``history``: where the probes are kept in the run history, as ``dispatch``'s, with
+    ``purpose`` "tune-probe" (``splitkit.history(purpose="tune-probe")``); False: not kept.
 
     Returns a `Tuning`: ``.recommendation`` (one row), ``.table``, ``.probes``,
     ``.model`` and ``.plot()``. Raises ``ValueError`` when your limits rule out every
@@ -168,6 +174,7 @@ def tune(
         "max_batch_size": max_batch_size,
     }
     CostModel.check_limits(**limits)
+    folder = history_folder(history)  # TypeError for anything but a bool or a path
 
     probes: list[dict[str, Any]] = []
     measured: list[Measured] = []
@@ -177,7 +184,16 @@ def tune(
         parts = first * 2**round_
         for size in survivors:
             run, row = _probe(
-                client, sheet_id, handler, size, workers[-1], parts, available, timeout, executor
+                client,
+                sheet_id,
+                handler,
+                size,
+                workers[-1],
+                parts,
+                available,
+                timeout,
+                executor,
+                folder,
             )
             measured.append(run)
             probes.append({"round": round_, **row})
@@ -201,8 +217,26 @@ def _probe(
     available: int,
     timeout: float | None,
     executor: Executor | None,
+    folder: Path | None,
 ) -> tuple[Measured, dict[str, Any]]:
-    """One probe: `parts` parts of `size` records from the sheet's start, run and settled."""
+    """One probe: `parts` parts of `size` records from the sheet's start, run and settled,
+    kept in the run history in `folder` (None: not kept) as a "tune-probe"."""
+    # dispatch's own recorder would call it a dispatch: the probe brings its own.
+    recorder = (
+        []
+        if folder is None
+        else [
+            RunRecorder(
+                folder,
+                server=client.config.base_url,
+                concurrency=concurrency,
+                executor=repr(executor or LoopExecutor()),
+                timeout_s=timeout,
+                batch_size=size,
+                purpose=TUNE_PROBE,
+            )
+        ]
+    )
     plan = plan_parts(min(available, size * parts), batch_size=size)
     parent = start_parent_job(client, sheet_id, info=f"splitkit tune: probe of batch {size}")
     split_parent(client, parent.id, plan, check_counts=False)  # a sample of the sheet
@@ -218,6 +252,7 @@ def _probe(
         panel=False,
         wait=True,
         history=False,
+        observers=recorder,
         claim=False,  # a fresh parent of ours alone; the model adds the claim's wait back
         measure_memory=True,  # peak memory per part, for memory_budget
     )
