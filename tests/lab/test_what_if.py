@@ -6,6 +6,7 @@ Outcome frames here are made to known costs (what_if is pure); one test fits rea
 
 from __future__ import annotations
 
+import doctest
 import re
 from collections.abc import Iterator
 
@@ -14,8 +15,9 @@ import pandas as pd
 import pytest
 
 import splitkit as sk
+import splitkit.lab.whatif
 from splitkit.lab import CostModel, Measured
-from splitkit.plan import WHAT_IF_COLUMNS
+from splitkit.lab.whatif import WHAT_IF_COLUMNS
 from splitkit.server import EmbeddedServer
 
 SIZES = [100, 250, 1_000]
@@ -178,3 +180,9 @@ def test_what_if_from_real_runs_is_the_model_fitted_to_them(server: EmbeddedServ
     pd.testing.assert_frame_equal(by_choice(frame), by_choice(expected))
     assert frame["peak_memory_bytes"].gt(0).all()  # measured: page bytes and peaks
     assert model.costs["overhead_s"] >= 0  # a RunHandle has a wall time: overhead fitted
+
+
+def test_docstring_example() -> None:
+    result = doctest.testmod(splitkit.lab.whatif, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0
+    assert result.failed == 0
