@@ -147,7 +147,7 @@ def what_if(
         # total > 0 with zero costs is infinitely fast (inf); total 0 has no rate (NaN).
         rate_s = np.where(total > 0, np.divide(float(total), frame["wall_s"]), np.nan)
     frame["records_per_s"] = rate_s.astype(np.float64)
-    frame = frame[WHAT_IF_COLUMNS]
+    frame = pd.DataFrame(frame[WHAT_IF_COLUMNS])
     m = model.costs
     frame.attrs = {
         "total": total,
@@ -162,7 +162,8 @@ def _one_frame(outcomes: pd.DataFrame | Iterable[Any]) -> pd.DataFrame:
     """Outcome frames (or runs) as one frame, for :func:`~splitkit.plan.estimate_costs`."""
     if isinstance(outcomes, pd.DataFrame):
         return outcomes
-    frames = [o if isinstance(o, pd.DataFrame) else o.outcomes for o in outcomes]
+    items: list[Any] = list(outcomes)
+    frames: list[pd.DataFrame] = [o if isinstance(o, pd.DataFrame) else o.outcomes for o in items]
     return pd.concat(frames, ignore_index=True)
 
 
