@@ -43,9 +43,10 @@ from splitkit.engine.handle import Panel as _Panel
 from splitkit.engine.handle import notebook_views as _notebook_views
 from splitkit.errors import SettleRefusedError, SplitMismatchError
 from splitkit.lab import tune
+from splitkit.lab.whatif import what_if
 from splitkit.listener import Listener, multipart_listener
 from splitkit.pipeline import split_parent, start_parent_job
-from splitkit.plan import plan_parts, what_if
+from splitkit.plan import plan_parts
 from splitkit.probing import probe
 from splitkit.retry import retry_failed, retryable_parts
 from splitkit.runlog import history

@@ -6,9 +6,8 @@ Two pure functions, no I/O:
   count) into one row per part, addressed the way the records API pages
   (``page_number`` / ``page_size``), so a part handler fetches exactly its
   records with one request.
-- :func:`what_if` compares batch sizes and concurrencies before a run, from
-  given per-part costs or from costs fitted to a previous run's outcomes
-  (:func:`estimate_costs`).
+- :func:`estimate_costs` fits a part's cost (overhead + per record) to a run's outcomes,
+  for ``splitkit.what_if`` (in ``splitkit.lab.whatif``, with the cost model).
 
 Both are vectorized with numpy: 100,000 parts plan in a few milliseconds.
 
@@ -37,11 +36,9 @@ from splitkit.statuses import OutcomeStatus, spellings
 __all__ = [
     "MAX_PAGE_SIZE",
     "PLAN_COLUMNS",
-    "WHAT_IF_COLUMNS",
     "PartCosts",
     "estimate_costs",
     "plan_parts",
-    "what_if",
 ]
 
 #: The most records one page of ``GET /sheets/{id}/records`` holds (Flatfile's limit, and
@@ -49,15 +46,6 @@ __all__ = [
 MAX_PAGE_SIZE = 10_000
 
 PLAN_COLUMNS = ["part", "page_number", "page_size", "first_record", "last_record", "records"]
-WHAT_IF_COLUMNS = [
-    "batch_size",
-    "concurrency",
-    "parts",
-    "waves",
-    "part_s",
-    "wall_s",
-    "records_per_s",
-]
 
 
 def _page_size(name: str, value: object) -> int:
@@ -269,17 +257,21 @@ def _estimate_costs(
                 "cannot be estimated; pass per_record_s"
             )
         overhead, per_record = 0.0, float(np.mean(d[positive] / r[positive]))
-        warnings.warn(
-            f"every completed part in outcomes has {int(r[0]):,} records (one batch size): "
-            "the per-part overhead and the per-record cost cannot be separated from one "
-            "batch size, so per_part_overhead_s is taken as 0 and each part's whole time is "
-            "charged to its records, which favours small batches. Measure another batch "
-            "size and pass both runs' outcomes (pd.concat([run_a, run_b])), or pass "
-            "per_part_overhead_s= if you know it",
-            UserWarning,
-            stacklevel=3,
-        )
+        _warn_one_size(int(r[0]), stacklevel=4)
     return PartCosts(overhead, max(0.0, per_record), estimated=True)
+
+
+def _warn_one_size(records: int, stacklevel: int) -> None:
+    warnings.warn(
+        f"every completed part in outcomes has {records:,} records (one batch size): "
+        "the per-part overhead and the per-record cost cannot be separated from one "
+        "batch size, so per_part_overhead_s is taken as 0 and each part's whole time is "
+        "charged to its records, which favours small batches. Measure another batch "
+        "size and pass both runs' outcomes (pd.concat([run_a, run_b])), or pass "
+        "per_part_overhead_s= if you know it",
+        UserWarning,
+        stacklevel=stacklevel,
+    )
 
 
 def _fit_slope(records: np.ndarray, seconds: np.ndarray) -> float:
@@ -306,93 +298,3 @@ def _positive_ints(
     if not items:
         raise ValueError(f"{name} must not be empty")
     return np.asarray(items, dtype=np.int64)
-
-
-def what_if(
-    total: Count,
-    *,
-    batch_sizes: Count | Iterable[Count],
-    concurrencies: Count | Iterable[Count],
-    per_part_overhead_s: float | None = None,
-    per_record_s: float | None = None,
-    outcomes: pd.DataFrame | None = None,
-) -> pd.DataFrame:
-    """Expected parts, waves and wall time for each batch size × concurrency.
-
-    Costs: each part is expected to take ``per_part_overhead_s + records *
-    per_record_s`` seconds. Give both, or give ``outcomes`` (an outcome frame
-    of a previous run) and the missing ones are estimated with
-    :func:`estimate_costs`; the costs used are in ``df.attrs``.
-
-    The model is deliberately simple: parts run in *waves* of ``concurrency``
-    parts and a wave lasts as long as its longest part, so the wall time is the
-    full waves of ``batch_size``-record parts plus the last wave, which is
-    shorter only when it holds nothing but the short last part. It ignores
-    work stealing between waves (a real run with a queue is a little faster
-    when parts vary) and API limits (a 429 slows everything down); use it to
-    rank choices, then measure. Batch sizes are capped like
-    :func:`plan_parts`'s: at most :data:`MAX_PAGE_SIZE`.
-
-    Columns: ``batch_size``, ``concurrency``, ``parts``, ``waves`` (int64);
-    ``part_s`` (expected duration of the longest part), ``wall_s``,
-    ``records_per_s`` (float64). With ``total == 0`` there are no parts:
-    ``wall_s`` is 0 and ``part_s`` / ``records_per_s`` are NaN.
-
-    Example::
-
-        >>> what_if(10_000, batch_sizes=[500, 1_000], concurrencies=4,
-        ...         per_part_overhead_s=0.5, per_record_s=0.001)[["batch_size", "waves", "wall_s"]]
-           batch_size  waves  wall_s
-        0         500      5     5.0
-        1        1000      3     4.5
-    """
-    total = non_negative_int("total", total)
-    sizes = _positive_ints("batch_sizes", batch_sizes, _page_size)
-    workers = _positive_ints("concurrencies", concurrencies)
-    if outcomes is None:
-        if per_part_overhead_s is None or per_record_s is None:
-            raise ValueError(
-                "what_if needs per_part_overhead_s and per_record_s, or outcomes from a "
-                "previous run to estimate them from"
-            )
-        costs = PartCosts(
-            _cost("per_part_overhead_s", per_part_overhead_s),
-            _cost("per_record_s", per_record_s),
-        )
-    else:
-        costs = _estimate_costs(outcomes, per_part_overhead_s, per_record_s)
-    overhead, per_record = costs.per_part_overhead_s, costs.per_record_s
-
-    # The grid, batch size outer and concurrency inner, as flat arrays.
-    b = np.repeat(sizes, workers.size)
-    c = np.tile(workers, sizes.size)
-    parts = -(-total // b)
-    waves = -(-parts // c)
-    short = total - (total // b) * b  # records of the short last part, 0 if none
-    full_s = overhead + np.minimum(b, total) * per_record
-    # The last wave is only as long as the short part when that part is alone in it.
-    last_wave_size = parts - (waves - 1) * c
-    alone = (short > 0) & (last_wave_size == 1)
-    last_wave_s = np.where(alone, overhead + short * per_record, full_s)
-    wall = np.where(waves > 0, (waves - 1) * full_s + last_wave_s, 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        # total > 0 with zero costs is infinitely fast (inf); total 0 has no rate (NaN).
-        rate = np.where(total > 0, np.divide(float(total), wall), np.nan)
-    frame = pd.DataFrame(
-        {
-            "batch_size": b,
-            "concurrency": c,
-            "parts": parts.astype(np.int64),
-            "waves": waves.astype(np.int64),
-            "part_s": np.where(parts > 0, full_s, np.nan),
-            "wall_s": wall.astype(np.float64),
-            "records_per_s": rate.astype(np.float64),
-        }
-    )
-    frame.attrs = {
-        "total": total,
-        "per_part_overhead_s": overhead,
-        "per_record_s": per_record,
-        "costs_estimated": costs.estimated,
-    }
-    return frame

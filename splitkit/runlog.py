@@ -32,13 +32,24 @@ import pandas as pd
 
 from splitkit.summary import summarize
 
-__all__ = ["HISTORY_COLUMNS", "HISTORY_ENV", "RunRecorder", "history", "history_folder"]
+__all__ = [
+    "DISPATCH",
+    "HISTORY_COLUMNS",
+    "HISTORY_ENV",
+    "TUNE_PROBE",
+    "RunRecorder",
+    "history",
+    "history_folder",
+]
 
 log = logging.getLogger("splitkit.history")
 
 #: The environment variable naming the history folder (``off``: none by default).
 HISTORY_ENV = "SPLITKIT_HISTORY"
 DEFAULT_FOLDER = Path(".splitkit") / "runs"
+DISPATCH = "dispatch"
+TUNE_PROBE = "tune-probe"
+PURPOSES = (DISPATCH, TUNE_PROBE)
 _OFF = {"off", "0", "false", "no", "none", ""}
 RUN_SUFFIX = ".run.parquet"
 OUTCOMES_SUFFIX = ".outcomes.parquet"
@@ -47,8 +58,11 @@ OUTCOMES_SUFFIX = ".outcomes.parquet"
 #: the dispatching process saw it; ``parts_wall_s`` the parts' own span (first start to
 #: last end, ``summarize``'s ``wall_s``). ``batch_size`` is the plan's, else the largest
 #: part. The memory columns are the largest over the run's parts (NA: none measured).
+#: ``purpose`` says what the run was for: :data:`DISPATCH` (a job's run) or
+#: :data:`TUNE_PROBE` (a `tune()` probe on a sample of the sheet).
 HISTORY_COLUMNS = [
     "run_id",
+    "purpose",
     "started_at",
     "finished_at",
     "server",
@@ -111,8 +125,10 @@ class RunRecorder:
         executor: str,
         timeout_s: float | None,
         batch_size: int | None,
+        purpose: str = DISPATCH,
     ) -> None:
         self.folder = folder
+        self.purpose = _purpose(purpose)
         self.server = _safe_url(server)
         self.concurrency = concurrency
         self.executor = executor
@@ -142,6 +158,7 @@ class RunRecorder:
         batch = self.batch_size or (int(records.max()) if len(records) else 0)
         row = {
             "run_id": run_id,
+            "purpose": self.purpose,
             "started_at": pd.Timestamp(self.started_at),
             "finished_at": pd.Timestamp(datetime.now(UTC)),
             "server": self.server,
@@ -190,7 +207,9 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
         frame[column] = frame[column].astype("Int64")
     for column in ("started_at", "finished_at"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
-    for column in ("run_id", "server", "parent_id", "executor", "host"):
+    # Runs recorded before purposes were kept were all dispatches (tune kept none).
+    frame["purpose"] = frame["purpose"].astype(object).fillna(DISPATCH)
+    for column in ("run_id", "purpose", "server", "parent_id", "executor", "host"):
         frame[column] = frame[column].astype("str")
     return frame
 
@@ -204,8 +223,13 @@ def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
         temporary.unlink(missing_ok=True)
 
 
-def history(folder: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+def history(
+    folder: str | os.PathLike[str] | None = None, *, purpose: str | None = None
+) -> pd.DataFrame:
     """Past runs, one row per run, oldest first (:data:`HISTORY_COLUMNS`).
+
+    ``purpose``: only the runs of that purpose (``"dispatch"``: the jobs' runs,
+    ``"tune-probe"``: `tune()`'s probes); None (default) for all.
 
     ``folder`` defaults to where `dispatch()` keeps runs (``$SPLITKIT_HISTORY``, else
     ``.splitkit/runs`` under the current directory). A folder that does not exist (yet)
@@ -218,12 +242,15 @@ def history(folder: str | os.PathLike[str] | None = None) -> pd.DataFrame:
         >>> sk.history("no-such-folder").columns[:3].tolist()
         ['run_id', 'started_at', 'finished_at']
     """
+    wanted = None if purpose is None else _purpose(purpose)
     where = _read_folder(folder)
     files = sorted(where.glob(f"*{RUN_SUFFIX}")) if where is not None and where.is_dir() else []
     if not files:
         return _typed(pd.DataFrame(columns=HISTORY_COLUMNS))
     frame = pd.concat([pd.read_parquet(path) for path in files], ignore_index=True)
     frame = _typed(frame).sort_values(["started_at", "run_id"], kind="stable")
+    if wanted is not None:
+        frame = frame[frame["purpose"] == wanted]
     return frame.reset_index(drop=True)
 
 
@@ -236,6 +263,14 @@ def run_outcomes(run_id: str, folder: str | os.PathLike[str] | None = None) -> p
     if not path.is_file():
         raise FileNotFoundError(f"no run {run_id!r} in {where}: see history()['run_id']")
     return pd.read_parquet(path)
+
+
+def _purpose(purpose: object) -> str:
+    if purpose not in PURPOSES:
+        raise ValueError(
+            f"purpose must be one of {', '.join(map(repr, PURPOSES))}, got {purpose!r}"
+        )
+    return str(purpose)
 
 
 def _read_folder(folder: str | os.PathLike[str] | None) -> Path | None:

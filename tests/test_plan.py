@@ -1,4 +1,4 @@
-"""plan_parts(), what_if() and estimate_costs(): pure, so exact values."""
+"""plan_parts(), what_if() (splitkit.lab.whatif) and estimate_costs(): pure, so exact values."""
 
 from __future__ import annotations
 
@@ -14,14 +14,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import splitkit.plan
+from splitkit.lab.whatif import WHAT_IF_COLUMNS, what_if
 from splitkit.plan import (
     MAX_PAGE_SIZE,
     PLAN_COLUMNS,
-    WHAT_IF_COLUMNS,
     PartCosts,
     estimate_costs,
     plan_parts,
-    what_if,
 )
 
 # --- plan_parts -----------------------------------------------------------------------------

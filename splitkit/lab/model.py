@@ -44,11 +44,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from splitkit._checks import non_negative_int, positive_int, positive_number
+from splitkit._checks import integer, non_negative_int, positive_int, positive_number
+from splitkit.lab.measured import Measured, parts_of, previous
+from splitkit.lab.measured import line as fit_line
 from splitkit.plan import MAX_PAGE_SIZE, _positive_ints, plan_parts
-from splitkit.statuses import OutcomeStatus, spellings
+from splitkit.simprofile import sim_profile
 
-__all__ = ["PREDICTION_COLUMNS", "CostModel", "Measured"]
+__all__ = ["PREDICTION_COLUMNS", "CostModel", "Measured", "rate_limit"]
 
 REQUESTS_PER_PART = 3  # ack, the records page, complete (nothing failing)
 RUN_REQUESTS = 6  # the parent, the parts' list, the claim (take, verify, release)
@@ -70,48 +72,6 @@ PREDICTION_COLUMNS = [
     "allowed",
     "why_not",
 ]
-
-
-@dataclass(frozen=True)
-class Measured:
-    """One measured run: its outcome frame, the concurrency it ran at, its wall time."""
-
-    outcomes: pd.DataFrame
-    concurrency: int
-    wall_s: float
-
-    @classmethod
-    def of(cls, run: Any) -> Measured:
-        """A `Measured` from a finished `RunHandle`, or a `Measured` as it is."""
-        if isinstance(run, Measured):
-            return run
-        state = getattr(run, "state", None)
-        if state is None or not hasattr(run, "outcomes") or not hasattr(run, "concurrency"):
-            raise TypeError(
-                f"runs must be finished RunHandles (dispatch(...)) or Measured, got {run!r}"
-            )
-        return cls(run.outcomes, int(run.concurrency), float(state.elapsed_s))
-
-
-def _line(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Least-squares (intercept, slope) of y on x per bootstrap row (2-D x, y), both
-    clamped at 0: one distinct x gives a line through the origin; a negative intercept is
-    refitted through the origin, a negative slope becomes the mean."""
-    mx, my = x.mean(axis=-1), y.mean(axis=-1)
-    var = (x * x).mean(axis=-1) - mx * mx
-    cov = (x * y).mean(axis=-1) - mx * my
-    spread = var > 1e-12 * np.maximum(mx * mx, 1.0)
-    slope = np.where(spread, cov / np.where(spread, var, 1.0), 0.0)
-    intercept = my - slope * mx
-    xx = (x * x).sum(axis=-1)
-    origin = np.where(xx > 0, (x * y).sum(axis=-1) / np.where(xx > 0, xx, 1.0), 0.0)
-    through_origin = ~spread | (intercept < 0)
-    slope = np.where(through_origin, origin, slope)
-    intercept = np.where(through_origin, 0.0, intercept)
-    negative = slope < 0
-    intercept = np.where(negative, np.maximum(my, 0.0), intercept)
-    slope = np.maximum(np.where(negative, 0.0, slope), 0.0)
-    return np.stack([intercept, slope], axis=-1)
 
 
 def _expected_max(residuals: np.ndarray, m: np.ndarray) -> np.ndarray:
@@ -175,7 +135,7 @@ class CostModel:
             cpu_workers = positive_int("cpu_workers", cpu_workers)
         bootstraps = positive_int("bootstraps", bootstraps)
         claim_s = positive_number("claim_s", claim_s, allow_zero=True)
-        parts = _parts_of(measured)
+        parts = parts_of(measured)
         rng = np.random.default_rng(seed)
         records = parts["records"].to_numpy(float)
         handler = parts["handler_s"].to_numpy(float)
@@ -187,8 +147,8 @@ class CostModel:
         kept = np.flatnonzero(timed)
         # Row 0 is the fit on the data itself; the others resample the parts.
         rows = np.vstack([kept, rng.choice(kept, size=(bootstraps, kept.size))])
-        fit_req = _line(records[rows], requests[rows])
-        fit_handler = _line(records[rows], handler[rows])
+        fit_req = fit_line(records[rows], requests[rows])
+        fit_handler = fit_line(records[rows], handler[rows])
         samples = {
             "request_s": fit_req[:, 0],
             "page_s_per_record": fit_req[:, 1],
@@ -202,7 +162,7 @@ class CostModel:
             if mask.any():
                 x = records[mask]
                 y = parts[column].to_numpy(float, na_value=np.nan)[mask]
-                line = _line(x[None, :], y[None, :])[0]
+                line = fit_line(x[None, :], y[None, :])[0]
             else:
                 line = np.array([np.nan, np.nan])
             samples[f"{name}0"] = np.full(bootstraps + 1, line[0])
@@ -216,6 +176,32 @@ class CostModel:
         model.costs = {name: float(values[0]) for name, values in samples.items()}
         return model
 
+    @classmethod
+    def from_costs(
+        cls,
+        per_part_s: float,
+        per_record_s: float,
+        *,
+        rate_per_s: float | None = None,
+        burst: int = 0,
+        cpu_workers: int | None = None,
+    ) -> CostModel:
+        """A model of known costs, no fit: a part takes ``per_part_s + per_record_s *
+        records`` (charged as request time and handler time per record), no run overhead,
+        no memory known (NaN), and no interval (low = high = the prediction)."""
+        fixed = {name: 0.0 for name in ("page_s_per_record", "handler_s0", "overhead_s")}
+        fixed |= {"request_s": per_part_s, "handler_s_per_record": per_record_s}
+        fixed |= {
+            f"{m}{k}": math.nan for m in ("page_bytes", "peak_bytes") for k in ("0", "_per_record")
+        }
+        samples = {name: np.array([value]) for name, value in fixed.items()}
+        if rate_per_s is not None:
+            rate_per_s = positive_number("rate_per_s", rate_per_s, what="requests/s or None")
+        if cpu_workers is not None:
+            cpu_workers = positive_int("cpu_workers", cpu_workers)
+        burst = non_negative_int("burst", burst)
+        return cls(dict(fixed), samples, np.array([]), rate_per_s, burst, cpu_workers)
+
     def _overheads(self, measured: list[Measured], rng: np.random.Generator) -> np.ndarray:
         """The run overhead: the median over runs of wall time minus the predicted time of
         the run's parts (never below 0; 0 without a measured wall). A bootstrap row takes
@@ -223,7 +209,7 @@ class CostModel:
         interval covers how much one run's overhead varies, not only the median's error."""
         left = []
         for run in measured:
-            ran = run.outcomes[~_previous(run.outcomes)]
+            ran = run.outcomes[~previous(run.outcomes)]
             if not math.isfinite(run.wall_s) or ran.empty or int(ran["records"].sum()) == 0:
                 continue
             size = np.array([int(ran["records"].max())])
@@ -397,51 +383,25 @@ class CostModel:
         return page + np.where(np.isfinite(peak), peak, 0.0)
 
 
-def _previous(outcomes: pd.DataFrame) -> np.ndarray:
-    if "previous_run" not in outcomes.columns:
-        return np.zeros(len(outcomes), bool)
-    return outcomes["previous_run"].fillna(False).to_numpy(bool)
-
-
-def _parts_of(measured: list[Measured]) -> pd.DataFrame:
-    """The completed parts of this run of every measured run, with what they cost."""
-    frames = []
-    for run in measured:
-        frame = run.outcomes
-        if not isinstance(frame, pd.DataFrame):
-            raise TypeError(f"outcomes must be a DataFrame, got {type(frame).__name__}")
-        # dispatch(measure_memory=True): tracemalloc slowed every part of the run.
-        slowed = bool(frame.attrs.get("memory_traced", False))
-        missing = [c for c in ("status", "records", "duration_s") if c not in frame.columns]
-        if missing:
-            raise ValueError(f"an outcome frame is missing column(s) {missing}")
-        done = frame["status"].astype(str).str.lower().isin(spellings(OutcomeStatus.COMPLETED))
-        frame = frame[done.to_numpy() & ~_previous(frame)]
-        cost = {
-            c: frame[c] if c in frame.columns else pd.Series(np.nan, index=frame.index)
-            for c in ("page_bytes", "handler_s", "peak_alloc_bytes")
-        }
-        frames.append(
-            pd.DataFrame(
-                {
-                    "records": frame["records"].astype(float),
-                    "duration_s": frame["duration_s"].astype(float),
-                    "handler_s": cost["handler_s"].astype(float).fillna(0.0),
-                    "page_bytes": cost["page_bytes"].astype("Float64"),
-                    "peak_alloc_bytes": cost["peak_alloc_bytes"].astype("Float64"),
-                    "traced": cost["peak_alloc_bytes"].notna() | slowed,
-                }
-            )
-        )
-    parts = pd.concat(frames, ignore_index=True).dropna(subset=["duration_s"])
-    if len(parts) < 2:
-        raise ValueError(
-            f"fit needs at least 2 completed parts with a duration, got {len(parts)}: "
-            "measure longer runs"
-        )
-    return parts
-
-
 def _ints(name: str, values: Iterable[int] | int) -> np.ndarray:
     """Distinct positive integers, ascending (plan's check, its messages)."""
     return np.unique(_positive_ints(name, values))
+
+
+def rate_limit(
+    rate_per_s: float | None, burst: int | None, profile: Any
+) -> tuple[float | None, int]:
+    """(requests a second or None, bucket depth): given, else the profile's (what
+    ``probe()`` returned, a simulator profile, its name, a profile JSON file or a dict)."""
+    if profile is not None:
+        profile = sim_profile(profile)
+        if rate_per_s is None:
+            rate_per_s = profile.rate_per_s
+        if burst is None and rate_per_s is not None:
+            burst = int(getattr(profile, "bucket_size", 0) or 0)
+    if rate_per_s is not None and not (
+        isinstance(rate_per_s, int | float) and math.isfinite(rate_per_s) and rate_per_s > 0
+    ):
+        raise ValueError(f"rate_per_s must be requests a second > 0 or None, got {rate_per_s!r}")
+    depth = 0 if burst is None else integer("burst", burst, low=0)
+    return (None if rate_per_s is None else float(rate_per_s)), depth

@@ -15,9 +15,10 @@ not typical of the sheet make a poor sample.
 
 from __future__ import annotations
 
-import math
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -25,12 +26,12 @@ import pandas as pd
 from splitkit._checks import callable_handler, integer, non_empty_str, positive_int
 from splitkit.api import Client
 from splitkit.engine import ClaimPolicy, dispatch
-from splitkit.engine.executors import Executor, Handler
-from splitkit.lab.model import CostModel, Measured
+from splitkit.engine.executors import Executor, Handler, LoopExecutor
+from splitkit.lab.model import CostModel, Measured, rate_limit
 from splitkit.pipeline import split_parent, start_parent_job
 from splitkit.plan import MAX_PAGE_SIZE, plan_parts
+from splitkit.runlog import TUNE_PROBE, RunRecorder, history_folder
 from splitkit.settlement import settle
-from splitkit.simprofile import sim_profile
 from splitkit.summary import summarize
 
 if TYPE_CHECKING:
@@ -116,6 +117,7 @@ def tune(
     cpu_workers: int | None = None,
     executor: Executor | None = None,
     seed: int = 0,
+    history: bool | str | os.PathLike[str] = True,
 ) -> Tuning:
     """Probe the server in use, fit the cost model, recommend a batch size and concurrency.
 
@@ -132,8 +134,10 @@ def tune(
     all parts in flight), ``max_batch_size``. The platform's rate limit is ``rate_per_s``
     / ``burst``, or read from ``profile``: what ``probe()`` returned, a simulator profile,
     its name, a profile JSON file (``probe(...).save(path)``) or a dict (its
-    ``rate_per_s`` and ``bucket_size``). ``cpu_workers``: handlers that can compute at once (see
+    ``rate_per_s`` and ``burst``). ``cpu_workers``: handlers that can compute at once (see
     `CostModel.fit`). ``executor``: where probes run the handler. ``seed``: the bootstrap.
+    ``history``: where the probes are kept in the run history, as ``dispatch``'s, with
+    ``purpose`` "tune-probe" (``splitkit.history(purpose="tune-probe")``); False: not kept.
 
     Returns a `Tuning`: ``.recommendation`` (one row), ``.table``, ``.probes``,
     ``.model`` and ``.plot()``. Raises ``ValueError`` when your limits rule out every
@@ -154,7 +158,7 @@ def tune(
     workers = _concurrencies(concurrencies)
     rounds = integer("rounds", rounds, low=1, high=5, what="an integer from 1 to 5")
     first = workers[-1] if sample_parts is None else positive_int("sample_parts", sample_parts)
-    rate, depth = _rate_limit(rate_per_s, burst, profile)
+    rate, depth = rate_limit(rate_per_s, burst, profile)
     seed = integer("seed", seed, what="an integer")
     # Checked now, before any probe: the model refuses them with the same messages.
     model_args: dict[str, Any] = {
@@ -170,6 +174,7 @@ def tune(
         "max_batch_size": max_batch_size,
     }
     CostModel.check_limits(**limits)
+    folder = history_folder(history)  # TypeError for anything but a bool or a path
 
     probes: list[dict[str, Any]] = []
     measured: list[Measured] = []
@@ -179,7 +184,16 @@ def tune(
         parts = first * 2**round_
         for size in survivors:
             run, row = _probe(
-                client, sheet_id, handler, size, workers[-1], parts, available, timeout, executor
+                client,
+                sheet_id,
+                handler,
+                size,
+                workers[-1],
+                parts,
+                available,
+                timeout,
+                executor,
+                folder,
             )
             measured.append(run)
             probes.append({"round": round_, **row})
@@ -203,8 +217,26 @@ def _probe(
     available: int,
     timeout: float | None,
     executor: Executor | None,
+    folder: Path | None,
 ) -> tuple[Measured, dict[str, Any]]:
-    """One probe: `parts` parts of `size` records from the sheet's start, run and settled."""
+    """One probe: `parts` parts of `size` records from the sheet's start, run and settled,
+    kept in the run history in `folder` (None: not kept) as a "tune-probe"."""
+    # dispatch's own recorder would call it a dispatch: the probe brings its own.
+    recorder = (
+        []
+        if folder is None
+        else [
+            RunRecorder(
+                folder,
+                server=client.config.base_url,
+                concurrency=concurrency,
+                executor=repr(executor or LoopExecutor()),
+                timeout_s=timeout,
+                batch_size=size,
+                purpose=TUNE_PROBE,
+            )
+        ]
+    )
     plan = plan_parts(min(available, size * parts), batch_size=size)
     parent = start_parent_job(client, sheet_id, info=f"splitkit tune: probe of batch {size}")
     split_parent(client, parent.id, plan, check_counts=False)  # a sample of the sheet
@@ -220,6 +252,7 @@ def _probe(
         panel=False,
         wait=True,
         history=False,
+        observers=recorder,
         claim=False,  # a fresh parent of ours alone; the model adds the claim's wait back
         measure_memory=True,  # peak memory per part, for memory_budget
     )
@@ -297,22 +330,3 @@ def _concurrencies(values: Iterable[int] | int) -> list[int]:
     if not found:
         raise ValueError("concurrencies must not be empty")
     return found
-
-
-def _rate_limit(
-    rate_per_s: float | None, burst: int | None, profile: Any
-) -> tuple[float | None, int]:
-    """(requests a second or None, bucket depth): given, else the profile's."""
-    if profile is not None:
-        # probe()'s SimProfile, a built-in name, a profile JSON file or a dict.
-        profile = sim_profile(profile)
-        if rate_per_s is None:
-            rate_per_s = profile.rate_per_s
-        if burst is None and rate_per_s is not None:
-            burst = int(getattr(profile, "bucket_size", 0) or 0)
-    if rate_per_s is not None and not (
-        isinstance(rate_per_s, int | float) and math.isfinite(rate_per_s) and rate_per_s > 0
-    ):
-        raise ValueError(f"rate_per_s must be requests a second > 0 or None, got {rate_per_s!r}")
-    depth = 0 if burst is None else integer("burst", burst, low=0)
-    return (None if rate_per_s is None else float(rate_per_s)), depth

@@ -192,7 +192,7 @@ def test_measured_from_a_handle_and_a_plot(model: CostModel, grid: dict[int, sk.
 
 
 def test_tune_reads_the_rate_limit_from_a_probe_profile_or_its_file(tmp_path) -> None:
-    from splitkit.lab.tune import _rate_limit
+    from splitkit.lab.model import rate_limit as _rate_limit
 
     probed = SimProfile(name="probed", rate_per_s=20, burst=5)  # what probe() returns
     assert _rate_limit(None, None, probed) == (20.0, 5)

@@ -106,3 +106,59 @@ def test_a_folder_that_cannot_be_written_does_not_fail_the_run(
     ).wait()
     assert (frame["status"] == "completed").all()
     assert sk.history(blocker / "runs").empty
+
+
+# Runs in a child process: tune()'s probes on the session's server, kept in argv[5].
+CHILD_TUNE = textwrap.dedent(
+    """
+    import sys
+    import splitkit as sk
+    url, token, env, sheet, folder = sys.argv[1:6]
+    with sk.Client(url, token, environment_id=env) as client:
+        tuning = sk.tune(client, sheet, lambda part: None, total=400, batch_sizes=[50, 100],
+                         concurrencies=2, rounds=1, history=folder)
+        print(" ".join(tuning.probes["parent_id"]))
+    """
+)
+# Runs in another child process: the run ids of one purpose (argv[2]; "" for all).
+CHILD_PURPOSE = (
+    "import sys, splitkit as sk; "
+    "print(' '.join(sk.history(sys.argv[1], purpose=sys.argv[2] or None)['parent_id']))"
+)
+
+
+def test_tune_probes_are_kept_as_such_and_history_filters_by_purpose(
+    server, client, split_job, tmp_path: Path
+) -> None:
+    folder = tmp_path / "runs"
+    probes = _python(
+        "-c",
+        CHILD_TUNE,
+        server.url,
+        server.token,
+        server.environment_id,
+        server.sheet_id,
+        str(folder),
+    ).split()
+    assert len(probes) == 2
+    ours, _ = split_job(batch_size=50, total=100)
+    sk.dispatch(client, ours, lambda part: None, concurrency=2, progress=False, history=folder)
+
+    assert _python("-c", CHILD_PURPOSE, str(folder), "tune-probe").split() == probes
+    assert _python("-c", CHILD_PURPOSE, str(folder), "dispatch").split() == [ours]
+    assert _python("-c", CHILD_PURPOSE, str(folder), "").split() == [*probes, ours]  # all
+    here = sk.history(folder)
+    assert here["purpose"].tolist() == ["tune-probe", "tune-probe", "dispatch"]
+    assert here["batch_size"].tolist() == [50, 100, 50]
+    with pytest.raises(ValueError, match="purpose must be one of 'dispatch', 'tune-probe'"):
+        sk.history(folder, purpose="probe")
+
+
+def test_runs_kept_before_purposes_read_back_as_dispatches(
+    client, split_job, tmp_path: Path
+) -> None:
+    parent_id, _ = split_job(batch_size=100, total=200)
+    sk.dispatch(client, parent_id, lambda part: None, progress=False, history=tmp_path)
+    (path,) = tmp_path.glob("*.run.parquet")
+    pd.read_parquet(path).drop(columns="purpose").to_parquet(path)  # an older run's file
+    assert sk.history(tmp_path, purpose="dispatch")["parent_id"].tolist() == [parent_id]
