@@ -73,8 +73,7 @@ from httpx_aiohttp import AiohttpTransport
 
 from splitkit import Client, Part, dispatch, plan_parts, split_parent, start_parent_job, summarize
 from splitkit.api import ClientConfig
-from splitkit.api.frames import records_frame, reference_records_frame
-from splitkit.api.typed_frames import _by_any_cells, _by_layout, typed_records_frame
+from splitkit.api.frames import records_frame
 from splitkit.outcomes import OUTCOME_COLUMNS
 
 PACKAGES = (
@@ -529,6 +528,11 @@ def interleaved_medians(
 
 
 def bench_parse(args: argparse.Namespace, info: ServerInfo) -> None:
+    # Here, not at the top: bench_throughput --before runs this module's server helper
+    # with an older splitkit that lacks these.
+    from splitkit.api.frames import reference_records_frame
+    from splitkit.api.typed_frames import _by_any_cells, _by_layout, typed_records_frame
+
     response = httpx.get(
         f"{info.url}/sheets/{info.sheet_id}/records",
         params={"pageNumber": 1, "pageSize": args.batch},
@@ -613,6 +617,11 @@ def synthetic_page(records: int, stray_at: int | None = None) -> bytes:
 
 def bench_page_shapes(args: argparse.Namespace, records: int) -> None:
     """records_frame against orjson.loads alone on pages of other shapes than the sample's."""
+    # Here, not at the top: bench_throughput --before runs this module's server helper
+    # with an older splitkit that lacks these.
+    from splitkit.api.frames import reference_records_frame
+    from splitkit.api.typed_frames import _by_layout
+
     print(
         f"\nOther page shapes ({records:,} synthetic records), median of "
         f"{args.parse_repeats} interleaved rounds:\n"
