@@ -96,8 +96,8 @@ def history_folder(folder: bool | str | os.PathLike[str] | None = True) -> Path 
     if folder is False:
         return None
     if folder is True or folder is None:
-        env = os.environ.get(HISTORY_ENV)
-        if env is not None:
+        env = os.environ.get(HISTORY_ENV, "").strip()
+        if env:  # set but empty: as if unset, not "the current directory"
             return None if env.strip().lower() in _OFF else Path(env).expanduser().absolute()
         return (Path.cwd() / DEFAULT_FOLDER).absolute()
     if isinstance(folder, str | os.PathLike):

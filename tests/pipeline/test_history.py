@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import splitkit as sk
-from splitkit.runlog import HISTORY_COLUMNS, run_outcomes
+from splitkit.runlog import HISTORY_COLUMNS, history_folder, run_outcomes
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -162,3 +162,9 @@ def test_runs_kept_before_purposes_read_back_as_dispatches(
     (path,) = tmp_path.glob("*.run.parquet")
     pd.read_parquet(path).drop(columns="purpose").to_parquet(path)  # an older run's file
     assert sk.history(tmp_path, purpose="dispatch")["parent_id"].tolist() == [parent_id]
+
+
+def test_an_empty_variable_is_as_if_unset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SPLITKIT_HISTORY", "  ")
+    assert history_folder(None) == (tmp_path / ".splitkit" / "runs").absolute()
