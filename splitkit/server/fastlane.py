@@ -27,16 +27,16 @@ hop to a worker thread cost, and they never wait (``Store.no_wait``).
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import orjson
 from pydantic import BaseModel
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import jobs, pages, records
 from .errors import HttpProblem, error_response
-from .limits import BodyProblem, check_json
+from .limits import BodyProblem, check_json, replay
 from .routes.common import MAX_PAGE_NUMBER
 from .routes.jobs import AckDetails, CompleteDetails
 from .store import Busy, Store
@@ -82,7 +82,7 @@ class FastLane:
                 return
             body, complete = read
             if not complete:
-                await self.app(scope, _replay(body, receive, more=True), send)
+                await self.app(scope, replay(body, receive, more=True), send)
                 return
         try:
             content = self._answer(route, scope, body)
@@ -93,7 +93,7 @@ class FastLane:
             await error_response(problem.status, [entry])(scope, receive, send)
             return
         except (_HandOn, Busy):
-            await self.app(scope, _replay(body, receive), send)
+            await self.app(scope, replay(body, receive), send)
             return
         await send(
             {
@@ -202,18 +202,3 @@ async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool] | None:
             return b"".join(chunks), True
         if size > limit:
             return b"".join(chunks), False
-
-
-def _replay(body: bytes, receive: Receive, *, more: bool = False) -> Callable[[], Awaitable[Any]]:
-    """A receive that hands over what was read once (``more``: the rest is still to come),
-    then the client's later messages."""
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": more}
-        return await receive()
-
-    return replay

@@ -263,7 +263,7 @@ class BodyGuard:
             except BodyProblem as problem:
                 await self._refuse(scope, receive, send, 400, problem.key, problem.message)
                 return
-        await self.app(scope, _replay(body, receive), send)
+        await self.app(scope, replay(body, receive), send)
 
     @staticmethod
     async def _refuse(
@@ -283,15 +283,16 @@ def _content_length(headers: Headers) -> int | None:
         return None
 
 
-def _replay(body: bytes, receive: Receive) -> Callable[[], Any]:
-    """A receive that hands over the buffered body once, then the client's later messages."""
+def replay(body: bytes, receive: Receive, *, more: bool = False) -> Callable[[], Any]:
+    """A receive that hands over what was read once (``more``: the rest is still to come),
+    then the client's later messages."""
     sent = False
 
-    async def replay() -> Message:
+    async def replayed() -> Message:
         nonlocal sent
         if not sent:
             sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
+            return {"type": "http.request", "body": body, "more_body": more}
         return await receive()
 
-    return replay
+    return replayed
