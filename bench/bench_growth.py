@@ -35,16 +35,14 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -53,7 +51,6 @@ from tqdm import tqdm
 
 from splitkit import (
     Client,
-    Part,
     dispatch,
     plan_parts,
     settle,
@@ -63,63 +60,10 @@ from splitkit import (
 )
 from splitkit.api import ClientConfig
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_dispatch import ServerInfo, noop, running_server
+
 PHASES = ("split", "dispatch", "summarize", "settle")
-
-
-@dataclass(frozen=True)
-class ServerInfo:
-    url: str
-    token: str
-    environment_id: str
-    sheet_id: str
-    pid: int
-
-    def cpu_s(self) -> float:
-        times = psutil.Process(self.pid).cpu_times()
-        return float(times.user + times.system)
-
-
-def serve(records: int) -> None:
-    """Child process: the server, its addresses as one JSON line, served until stdin closes."""
-    from splitkit.server import EmbeddedServer
-
-    with EmbeddedServer(records=records) as server:
-        info = {
-            "url": server.url,
-            "token": server.token,
-            "environment_id": server.environment_id,
-            "sheet_id": server.sheet_id,
-        }
-        print(json.dumps(info), flush=True)
-        sys.stdin.read()
-
-
-@contextmanager
-def running_server(records: int) -> Iterator[ServerInfo]:
-    child = subprocess.Popen(
-        [sys.executable, __file__, "--serve", str(records)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert child.stdout is not None
-        line = child.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the server process ended (exit code {child.wait()})")
-        yield ServerInfo(**json.loads(line), pid=child.pid)
-    finally:
-        if child.stdin is not None:
-            child.stdin.close()
-        try:
-            child.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-
-
-def noop(part: Part) -> None:
-    return None
 
 
 # -- memory ---------------------------------------------------------------------------------
@@ -333,9 +277,6 @@ def report(args: argparse.Namespace, runs: dict[int, list[Run]], traced: Traced 
 
 
 def main() -> None:
-    if len(sys.argv) == 3 and sys.argv[1] == "--serve":
-        serve(int(sys.argv[2]))
-        return
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,100000", help="part counts, commas")
     parser.add_argument("--quick", action="store_true", help="1k and 10k parts, one round")
@@ -354,7 +295,7 @@ def main() -> None:
     runs: dict[int, list[Run]] = {n: [] for n in sizes}
     began = time.perf_counter()
     with (
-        running_server(records) as info,
+        running_server(records, "process") as info,
         Client(info.url, info.token, environment_id=info.environment_id) as client,
     ):
         one_run(client, info, min(200, sizes[0]), args.concurrency)  # warm-up
