@@ -19,9 +19,12 @@ the handler did not run, so the coordinator leaves the part open rather than fai
 
 from __future__ import annotations
 
+import traceback
 from dataclasses import dataclass
 from typing import Any
 
+import cloudpickle
+import tblib.pickling_support
 from distributed import get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
 
@@ -29,6 +32,9 @@ from splitkit.api import Client, ClientConfig
 from splitkit.engine.executors import Handler, _call_in_worker
 from splitkit.engine.part import Part
 from splitkit.errors import PartLeftOpenError
+
+#: A part's end on the worker: (True, the handler's result) or (False, its error).
+Outcome = tuple[bool, Any]
 
 
 class WorkerAccess(WorkerPlugin):
@@ -97,3 +103,30 @@ def run_on_worker(handler: Handler, part: Part) -> tuple[Any, str]:
     """The Dask task: read the page, run the handler; (its result, this worker's address)."""
     part.load()  # before the handler: a page that cannot be read is no handler failure
     return _call_in_worker(handler, part), str(get_worker().address)
+
+
+def run_parts_on_worker(handler: Handler, parts: list[Part]) -> tuple[list[Outcome], str]:
+    """The Dask task of a group of parts (`DaskExecutor(parts_per_task=n)`): each part as
+    `run_on_worker` would run it, one after the other; ((ok, result or error) per part,
+    this worker's address). A part's error is its own: the next part still runs."""
+    outcomes: list[Outcome] = []
+    for part in parts:
+        try:
+            part.load()
+            outcomes.append((True, _call_in_worker(handler, part)))
+        except Exception as exc:  # the handler's (or the page's) error, for its part alone
+            outcomes.append((False, portable(exc)))
+    return outcomes, str(get_worker().address)
+
+
+def portable(exc: Exception) -> Exception:
+    """`exc` as it can travel back to the coordinator: with its traceback (tblib pickles
+    it, as Dask does for a one-part task's error), or, when the exception itself will not
+    pickle, a RuntimeError naming it and carrying its traceback as text."""
+    tblib.pickling_support.install(exc)
+    try:
+        cloudpickle.dumps(exc)
+    except Exception:
+        text = "".join(traceback.format_exception(exc))
+        return RuntimeError(f"{type(exc).__name__}: {exc} (could not be pickled)\n{text}")
+    return exc

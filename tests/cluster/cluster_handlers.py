@@ -58,3 +58,14 @@ class TaskRecorder(SchedulerPlugin):  # type: ignore[misc]
 def recorded(dask_scheduler: object) -> list[tuple[str, str, str, bytes]]:
     plugin = dask_scheduler.plugins[TaskRecorder.name]  # type: ignore[attr-defined]
     return list(plugin.seen)
+
+
+def fails_every_third(part: Part) -> str:
+    """Fails parts 0, 3, 6, ... with their own message; the others count their records."""
+    if part.index % 3 == 0:
+        raise ValueError(f"part {part.index} is bad")
+    return f"part {part.index}: valid={int(part.records['_valid'].sum())}"
+
+
+def sleeps(seconds: float, part: Part) -> None:
+    time.sleep(seconds)

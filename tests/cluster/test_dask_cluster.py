@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from cli_cluster import RECORDS, Cluster
-from cluster_handlers import TaskRecorder, calls, marked, recorded
+from cluster_handlers import TaskRecorder, calls, fails_every_third, marked, recorded, sleeps
 
 from splitkit import (
     Client,
@@ -69,25 +70,34 @@ def wait_until(check, what: str, timeout: float = 60.0) -> None:  # type: ignore
         time.sleep(0.05)
 
 
+@pytest.mark.parametrize("parts_per_task", [1, 4])
 def test_a_worker_killed_mid_part_has_its_part_rerun_elsewhere_and_every_part_ends_once(
-    cluster: Cluster, cluster_server: EmbeddedServer, client: Client, tmp_path: Path
+    cluster: Cluster,
+    cluster_server: EmbeddedServer,
+    client: Client,
+    tmp_path: Path,
+    parts_per_task: int,
 ) -> None:
+    """With parts_per_task=4 the victim's whole group reruns elsewhere (the parts it had
+    already run too: their results died with it), and still every part ends once."""
     parent_id = new_parent(client, cluster_server)
     marks = tmp_path / "marks"
     marks.mkdir()
     victim = cluster.workers["w2"].pid
-    with DaskExecutor(cluster.address) as executor:
+    with DaskExecutor(cluster.address, parts_per_task=parts_per_task) as executor:
         executor.client.register_plugin(TaskRecorder(), name=TaskRecorder.name)
         addresses = {pid: address for address, pid in executor.client.run(os.getpid).items()}
         handle = dispatch(
             client, parent_id, functools.partial(marked, str(marks), HANDLER_S),
-            executor=executor, concurrency=4, progress=False, wait=False,
+            executor=executor, concurrency=4 * parts_per_task, progress=False, wait=False,
         )  # fmt: skip
 
         def victim_is_mid_part() -> bool:
             ends = calls(marks, "end")
             mid = {j for j, p in calls(marks) if p == victim} - {j for j, p in ends}
-            return len(ends) >= 4 and bool(mid)
+            # Past its first task's end by a part: that task's result has left the victim.
+            victim_ends = sum(p == victim for _, p in ends)
+            return len(ends) >= 4 and victim_ends > parts_per_task and bool(mid)
 
         wait_until(victim_is_mid_part, "worker w2 to be running a part")
         cluster.kill("w2")
@@ -120,7 +130,10 @@ def test_a_worker_killed_mid_part_has_its_part_rerun_elsewhere_and_every_part_en
 
     # The token is in no task key, task repr, task spec, log or repr.
     token = cluster_server.token
-    assert tasks and all(key.startswith("splitkit-part-") for key, *_ in tasks)
+    prefix = "splitkit-part-" if parts_per_task == 1 else "splitkit-parts-"
+    assert tasks and all(key.startswith(prefix) for key, *_ in tasks)
+    if parts_per_task > 1:  # groups, not one task a part (the rerun group is one more)
+        assert len(tasks) <= len(outcomes) // parts_per_task + 4
     for key, task, spec, raw in tasks:
         assert token not in key and token not in task and token not in spec
         assert token.encode() not in raw
@@ -207,3 +220,71 @@ def test_a_handler_that_cannot_be_pickled_is_refused_before_any_part(
     with DaskExecutor(cluster.address) as executor, pytest.raises(TypeError, match="pickled"):
         dispatch(client, parent_id, lambda part: lock, executor=executor, progress=False)
     assert {job.status for job in client.list_parts(parent_id)} == {"ready"}
+
+
+def test_grouped_parts_end_once_each_with_their_own_results_and_errors(
+    cluster: Cluster, cluster_server: EmbeddedServer, client: Client
+) -> None:
+    parent_id = new_parent(client, cluster_server)
+    with DaskExecutor(cluster.address, parts_per_task=5) as executor:
+        executor.client.register_plugin(TaskRecorder(), name=TaskRecorder.name)
+        handle = dispatch(client, parent_id, fails_every_third, executor=executor,
+                          concurrency=20, progress=False, wait=True)  # fmt: skip
+        keys = [key for key, *_ in executor.client.run_on_scheduler(recorded)]
+    outcomes = handle.outcomes.set_index("part")
+    # 40 parts in groups of up to 5: a handful of tasks (a group leaves when full, or
+    # 20 ms after its first part), not one a part.
+    assert len(outcomes) == 40 and len(keys) < 20
+    assert all(key.startswith("splitkit-parts-") for key in keys)
+    bad = outcomes.index % 3 == 0
+    # A part's error fails that part alone, with the handler's own frame in its traceback;
+    # the other parts of its group complete with their own results.
+    assert set(outcomes.loc[bad, "status"]) == {"failed"}
+    assert all(
+        outcomes.loc[i, "error"] == f"ValueError: part {i} is bad" for i in outcomes.index[bad]
+    )
+    assert all("in fails_every_third" in tb for tb in outcomes.loc[bad, "traceback"])
+    assert set(outcomes.loc[~bad, "status"]) == {"completed"}
+    assert all(
+        re.fullmatch(rf"part {i}: valid=\d+", outcomes.loc[i, "message"])
+        for i in outcomes.index[~bad]
+    )
+    assert outcomes.loc[~bad, "dask_worker"].notna().all()
+    job_ids = set(outcomes.loc[~bad, "job_id"])
+    assert completions(client, job_ids) == Counter({job_id: 1 for job_id in job_ids})
+
+
+def test_a_group_whose_parts_all_timed_out_has_its_task_cancelled(
+    cluster: Cluster, cluster_server: EmbeddedServer, client: Client
+) -> None:
+    parent = start_parent_job(client, cluster_server.sheet_id)
+    split_parent(client, parent.id, plan_parts(100, batch_size=50), check_counts=False)
+
+    def splitkit_tasks(dask_scheduler: object) -> list[str]:
+        tasks = dask_scheduler.tasks  # type: ignore[attr-defined]
+        return [str(key) for key in tasks if str(key).startswith("splitkit-")]
+
+    with DaskExecutor(cluster.address, parts_per_task=2) as executor:
+        handle = dispatch(client, parent.id, functools.partial(sleeps, 3.0), executor=executor,
+                          timeout=0.5, progress=False, wait=True)  # fmt: skip
+        # Nobody waits for the group any more: its task is cancelled at once, not left to
+        # hold a worker for 2 x 3 s.
+        left = executor.client.run_on_scheduler(splitkit_tasks)
+    assert set(handle.outcomes["status"]) == {"failed"}
+    assert all("timed out" in e for e in handle.outcomes["error"])
+    assert left == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"parts_per_task": 0}, "parts_per_task must be an integer from 1 to 1,000, got 0"),
+        ({"parts_per_task": "4"}, "parts_per_task must be an integer from 1 to 1,000"),
+        ({"linger_s": -1}, "linger_s must be a number of seconds"),
+    ],
+)
+def test_bad_group_settings_are_refused_before_any_cluster_starts(
+    kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises((ValueError, TypeError), match=message):
+        DaskExecutor(**kwargs)  # type: ignore[arg-type]
