@@ -10,6 +10,8 @@ turns them into the plain ones for ``client.py`` (``async_http_client`` →
   aiohttp's keeps going; ``bench/bench_async_transport.py`` measures both. Its
   session binds to the event loop of the first request: one ``AsyncClient`` per
   event loop. ``Client`` keeps httpx's default transport.
+- Both verify https with the process's one SSL context (``_tls.verified_context``),
+  passed as ``verify=``: httpx and aiohttp would each build a fresh one per client.
 - The transport errors that mean "no answer", and how each is named (``Failure``).
 - A direct sender (``AsyncClient`` only): with the default transport and no proxy, a
   request goes straight to the transport's own aiohttp session, with the URL and headers
@@ -38,6 +40,7 @@ from splitkit.api._base import (
     httpx_failure,
     is_loopback,
 )
+from splitkit.api._tls import verified_context
 from splitkit.api.config import ClientConfig
 from splitkit.api.encoding import dumps
 from splitkit.api.operations import Operation
@@ -59,14 +62,16 @@ def http_client(
     config: ClientConfig, headers: dict[str, str], transport: httpx.BaseTransport | None
 ) -> tuple[httpx.Client, None]:
     """``Client``'s httpx client (httpx's transport unless given one), and no direct sender."""
+    # Proxies from the environment, but never for loopback (the embedded server).
+    trust_env = not is_loopback(config.base_url)
     http = httpx.Client(
         base_url=config.base_url,
         headers=headers,
         timeout=config.timeout,
         limits=POOL_LIMITS,
         transport=transport,
-        # Proxies from the environment, but never for loopback (the embedded server).
-        trust_env=not is_loopback(config.base_url),
+        trust_env=trust_env,
+        verify=verified_context(trust_env),  # shared: a fresh one per client costs ~50 ms
     )
     return http, None
 
@@ -97,7 +102,14 @@ def async_http_client(
     # request goes to the default transport, made here so that the direct sender shares its
     # session (httpx ignores the proxy variables when given a transport: only then).
     proxied = trust_env and bool(urllib.request.getproxies())
-    default = None if proxied else AiohttpTransport(trust_env=trust_env, limits=POOL_LIMITS)
+    # Shared by every client of the process (and the proxies' transports httpx mounts):
+    # a fresh one per client costs ~50 ms.
+    verify = verified_context(trust_env)
+    default = (
+        None
+        if proxied
+        else AiohttpTransport(verify=verify, trust_env=trust_env, limits=POOL_LIMITS)
+    )
     http = HttpxAiohttpClient(
         base_url=config.base_url,
         headers=headers,
@@ -105,6 +117,7 @@ def async_http_client(
         limits=POOL_LIMITS,
         trust_env=trust_env,
         transport=default,
+        verify=verify,
     )
     return http, None if default is None else AsyncDirectSender(http, default, config.timeout)
 
