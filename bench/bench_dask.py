@@ -2,8 +2,10 @@
 coordinator receives per part.
 
 1. A CPU-bound handler (about 50 ms of pure Python per part, calibrated here) on a local
-   cluster of 1 worker process and one of 2 (`DaskExecutor(n_workers=...)`), rounds
-   interleaved, wall time of `dispatch()` per round, medians, and the speedup.
+   cluster of 1 worker process and one of 2 (`DaskExecutor(n_workers=...)`), one part per
+   Dask task and four (`parts_per_task=4`), rounds interleaved, each run on a cluster of
+   its own; wall time of `dispatch()`, the parts' span, the CPU per part of the
+   coordinator, the workers and the server (psutil), medians, and the speedups.
 2. The bytes the coordinator (this process) receives per part, at batch 100 and 5,000:
    HTTP response bytes (counted by the transport) and Dask message bytes (every frame
    this process's Dask comms read), on a cluster of the dask CLI (`dask scheduler` and two
@@ -19,6 +21,7 @@ this process's. Prints Markdown tables.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import statistics
@@ -159,39 +162,107 @@ def cli_cluster(workers: int) -> Iterator[str]:
                 proc.wait(30)
 
 
+@dataclass(frozen=True)
+class Variant:
+    workers: int
+    parts_per_task: int
+
+    @property
+    def concurrency(self) -> int:
+        # Two tasks queued per worker: one runs while the coordinator ends the other.
+        return 2 * self.workers * max(2, self.parts_per_task)
+
+
+@dataclass
+class Measure:
+    wall_s: float
+    span_s: float
+    cpu_ms: dict[str, float]  # per part: coordinator, workers, server
+
+
+class CpuMeter:
+    """CPU seconds of this process (the coordinator: dispatch, Dask client, local
+    scheduler, nannies), of its other children (the Dask worker processes) and of the
+    server process, read with psutil."""
+
+    def __init__(self, server_pid: int) -> None:
+        import psutil
+
+        self.me = psutil.Process()
+        self.server = psutil.Process(server_pid)
+        self.error = psutil.Error
+
+    def read(self) -> dict[str, float]:
+        def cpu(process: Any) -> float:
+            times = process.cpu_times()
+            return float(times.user + times.system)
+
+        workers = 0.0
+        for child in self.me.children(recursive=True):
+            if child.pid != self.server.pid:
+                with contextlib.suppress(self.error):  # gone meanwhile
+                    workers += cpu(child)
+        return {"coordinator": cpu(self.me), "workers": workers, "server": cpu(self.server)}
+
+
+def measure(server: Server, meter: CpuMeter, variant: Variant, handler: Any, parts: int) -> Measure:
+    """One run on a local cluster of its own: no other cluster's idle processes share the
+    2 cores (their heartbeats and monitors cost ~2-3 ms of CPU per part each)."""
+    with DaskExecutor(n_workers=variant.workers, parts_per_task=variant.parts_per_task) as ex:
+        # Warm: workers import the handler's module, the access plugin is registered.
+        dispatch(server.client, server.parent(100, 400), handler, executor=ex,
+                 concurrency=variant.concurrency, progress=False, wait=True)  # fmt: skip
+        parent = server.parent(RECORDS // parts, RECORDS)
+        before = meter.read()
+        began = time.perf_counter()
+        handle = dispatch(server.client, parent, handler, executor=ex,
+                          concurrency=variant.concurrency, progress=False, wait=True)  # fmt: skip
+        wall = time.perf_counter() - began
+        after = meter.read()
+    outcomes = handle.outcomes
+    assert set(outcomes["status"]) == {"completed"}
+    span = (outcomes["finished_at"].max() - outcomes["started_at"].min()).total_seconds()
+    cpu = {k: (after[k] - before[k]) * 1000 / len(outcomes) for k in after}
+    return Measure(wall, span, cpu)
+
+
 def speedup(server: Server, rounds: int, parts: int) -> None:
     loops = calibrate()
     handler = functools.partial(burn, loops)
-    times: dict[int, list[float]] = {1: [], 2: []}
-    spans: dict[int, list[float]] = {1: [], 2: []}  # first part's start to last part's end
-    with DaskExecutor(n_workers=1) as one, DaskExecutor(n_workers=2) as two:
-        executors = {1: one, 2: two}
-        for executor in executors.values():  # warm: workers import the handler's module
-            dispatch(server.client, server.parent(100, 200), handler, executor=executor,
-                     progress=False, wait=True)  # fmt: skip
-        for _ in range(rounds):
-            for n, executor in executors.items():
-                parent = server.parent(RECORDS // parts, RECORDS)
-                began = time.perf_counter()
-                handle = dispatch(server.client, parent, handler, executor=executor,
-                                  concurrency=4 * n, progress=False, wait=True)  # fmt: skip
-                times[n].append(time.perf_counter() - began)
-                outcomes = handle.outcomes
-                assert set(outcomes["status"]) == {"completed"}
-                span = outcomes["finished_at"].max() - outcomes["started_at"].min()
-                spans[n].append(span.total_seconds())
-    one_s, two_s = statistics.median(times[1]), statistics.median(times[2])
-    one_run, two_run = statistics.median(spans[1]), statistics.median(spans[2])
+    variants = [Variant(w, k) for k in (1, 4) for w in (1, 2)]
+    meter = CpuMeter(server.process.pid)
+    runs: dict[Variant, list[Measure]] = {v: [] for v in variants}
+    for _ in range(rounds):  # interleaved: a slow spell of the machine hits every variant
+        for variant in variants:
+            runs[variant].append(measure(server, meter, variant, handler, parts))
+
+    def median(variant: Variant, what: str) -> float:
+        if what in ("wall_s", "span_s"):
+            return statistics.median(getattr(m, what) for m in runs[variant])
+        return statistics.median(m.cpu_ms[what] for m in runs[variant])
+
     print(f"### CPU-bound handler: {parts} parts of ~50 ms pure Python, {rounds} rounds\n")
     print("Wall: the whole `dispatch()` (listing, the claim's 1 s verify, start and end")
-    print("included). Parts: from the first part's start to the last part's end.\n")
-    print("| workers (processes) | wall s | parts/s | wall speedup | parts s | parts speedup |")
-    print("|---:|---:|---:|---:|---:|---:|")
-    print(f"| 1 | {one_s:.2f} | {parts / one_s:.1f} | 1.00x | {one_run:.2f} | 1.00x |")
+    print("included). Parts: from the first part's start to the last part's end. Speedups:")
+    print("2 workers against 1 at the same parts per task. CPU: ms per part, medians;")
+    print("floor: the parts' CPU spread over 2 cores (no run on 2 cores can be faster).\n")
     print(
-        f"| 2 | {two_s:.2f} | {parts / two_s:.1f} | {one_s / two_s:.2f}x "
-        f"| {two_run:.2f} | {one_run / two_run:.2f}x |\n"
+        "| workers | parts/task | concurrency | wall s | wall speedup | parts s | parts speedup"
+        " | CPU coordinator | CPU workers | CPU server | 2-core floor s |"
     )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for v in variants:
+        one = Variant(1, v.parts_per_task)
+        wall, span = median(v, "wall_s"), median(v, "span_s")
+        cpu = {k: median(v, k) for k in ("coordinator", "workers", "server")}
+        floor = parts * sum(cpu.values()) / 1000 / 2
+        print(
+            f"| {v.workers} | {v.parts_per_task} | {v.concurrency} | {wall:.2f} "
+            f"| {median(one, 'wall_s') / wall:.2f}x | {span:.2f} "
+            f"| {median(one, 'span_s') / span:.2f}x | {cpu['coordinator']:.1f} "
+            f"| {cpu['workers']:.1f} | {cpu['server']:.1f} | {floor:.2f} |"
+        )
+    print()
 
 
 def noop(part: Part) -> None:
