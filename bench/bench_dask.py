@@ -15,7 +15,7 @@ coordinator receives per part.
 The server runs in its own process (an `EmbeddedServer` in a child), so its work is not
 this process's. Prints Markdown tables.
 
-    .venv/bin/python bench/bench_dask.py [--rounds 3] [--parts 96]
+    .venv/bin/python bench/bench_dask.py [--rounds 3] [--parts 96] [--only speedup|bytes]
 """
 
 from __future__ import annotations
@@ -300,11 +300,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--parts", type=int, default=96)
+    parser.add_argument(
+        "--only", choices=["speedup", "bytes"], help="one of the two measurements (default both)"
+    )
     args = parser.parse_args()
     server = start_server()
     try:
-        speedup(server, args.rounds, args.parts)
-        coordinator_bytes(server)
+        if args.only in (None, "speedup"):
+            speedup(server, args.rounds, args.parts)
+        if args.only in (None, "bytes"):
+            coordinator_bytes(server)
     finally:
         server.client.close()
         assert server.process.stdin is not None
