@@ -301,7 +301,7 @@ def test_a_stuck_handler_does_not_hold_the_run(client: Client, split_job) -> Non
             release.wait(60)  # stuck far past the timeout
 
     try:
-        handle = dispatch(client, parent_id, handler, timeout=0.3, progress=False, wait=True)
+        handle = dispatch(client, parent_id, handler, timeout=2.0, progress=False, wait=True)
         assert handle.done and not release.is_set()  # ended while the handler is still stuck
         outcomes = handle.outcomes.set_index("part")
         assert outcomes.loc[0, "status"] == "failed"
