@@ -4,7 +4,7 @@ Who does what (the coordinator is the process that called `dispatch()`):
 
 - The **coordinator** holds the parent's claim, acks each part, submits it to the cluster,
   and **ends it** (complete or fail) with the delivery loop of `steps.end_part`.
-- A **worker** reads the part's page from the API (`dask_worker.run_on_worker`), runs the
+- A **worker** reads the part's page from the API (`dask_worker.run_parts_on_worker`), runs the
   handler, and returns the handler's result and its own address. It never changes a job.
 
 Why the coordinator ends the parts: a part is then ended by one writer, the one holding
@@ -47,7 +47,7 @@ from distributed.protocol import pickle as dask_pickle
 from splitkit._checks import integer, positive_int, positive_number
 from splitkit.api import ClientConfig, Job
 from splitkit.engine.dask_groups import PartGroups
-from splitkit.engine.dask_worker import RemotePage, WorkerAccess, run_on_worker, run_parts_on_worker
+from splitkit.engine.dask_worker import RemotePage, WorkerAccess, run_parts_on_worker
 from splitkit.engine.executors import Handler
 from splitkit.engine.part import Part
 from splitkit.errors import PartLeftOpenError
@@ -70,11 +70,17 @@ class DaskExecutor:
     (never in a task); `"env"` sends nothing, and each worker reads `FLATFILE_API_KEY`,
     `FLATFILE_API_URL` and `FLATFILE_ENVIRONMENT_ID` from its own environment.
 
-    `parts_per_task`: parts run one after the other in one Dask task (default 1). Raise it
-    when handlers are short (tens of ms): a task costs the coordinator ~10 ms of CPU
-    whatever it runs. A group is submitted when full or `linger_s` after its first part;
-    keep the run's `concurrency` at least 2 x parts_per_task x workers so every worker has
-    a group queued. A part's `timeout` then includes its group's earlier parts.
+    `parts_per_task` (1 to 1,000): parts run one after the other in one Dask task (default
+    1). Raise it when handlers are short (tens of ms): a task costs the coordinator ~10 ms
+    of CPU whatever it runs. A group is submitted when full or `linger_s` after its first
+    part; keep the run's `concurrency` at least 2 x parts_per_task x workers so every
+    worker has a group queued.
+
+    A part's `timeout` counts from when it is handed to the cluster: the time it queues
+    for a worker counts, and, as a group's results come back together, its whole group.
+
+    A local cluster starts worker processes by spawning: in a script, create the executor
+    under ``if __name__ == "__main__":`` (a notebook or the REPL needs nothing).
     """
 
     def __init__(
@@ -104,7 +110,7 @@ class DaskExecutor:
             "parts_per_task", parts_per_task, low=1, high=MAX_PARTS_PER_TASK,
             what=f"an integer from 1 to {MAX_PARTS_PER_TASK:,}",
         )  # fmt: skip
-        linger_s = positive_number("linger_s", linger_s, what="a number of seconds")
+        linger_s = positive_number("linger_s", linger_s, what="a number of seconds > 0")
         self.parts_per_task = parts_per_task
         self._groups = PartGroups(parts_per_task, linger_s, self._submit_group, self._result)
         self.credentials = credentials
@@ -126,6 +132,7 @@ class DaskExecutor:
         self._registered: set[str] = set()
         self._access_lock = threading.Lock()
         self._where: dict[str, str] = {}
+        self._handler_s: dict[str, float] = {}
         self._workers = 0
         self._counted = 0.0
         self._count_workers()
@@ -158,6 +165,19 @@ class DaskExecutor:
         return self._where.pop(job_id, None)
 
     @property
+    def timeout_counts(self) -> str:
+        """What a part's `timeout` counted here, for its error message."""
+        group = (
+            " and its whole group (results come back per task)" if self.parts_per_task > 1 else ""
+        )
+        return f" on Dask: counted from submission, so the time queued for a worker{group} counts"
+
+    def handler_seconds(self, job_id: str) -> float | None:
+        """The part's handler time as the worker measured it (once per attempt): the
+        coordinator's own clock would add the time queued and the task's round trip."""
+        return self._handler_s.pop(job_id, None)
+
+    @property
     def workers(self) -> int:
         """How many workers the cluster has (refreshed as parts end, at most every 1 s)."""
         return self._workers
@@ -167,18 +187,21 @@ class DaskExecutor:
         if isinstance(part._records, RemotePage) and part._records.access not in self._registered:
             await asyncio.to_thread(self._register, part._records.access)
         if self.parts_per_task > 1:
-            result, address = await self._groups.run(handler, part)
+            (ok, result, took), address = await self._groups.run(handler, part)
         else:
-            # pure=False: two attempts of one part must both run, not share a cached result.
             # The key names the part, for the dashboard; it holds no secret.
             key = f"splitkit-part-{part.index}-{part.job_id}-{uuid.uuid4().hex[:8]}"
-            future = self.client.submit(run_on_worker, handler, part, key=key, pure=False)
+            future = self._submit_group(handler, [part], key)
             try:
-                result, address = await self._result(future)
+                ([(ok, result, took)], address) = await self._result(future)
             except asyncio.CancelledError:
                 future.cancel()
                 raise
-        self._where[part.job_id] = address
+        self._where[part.job_id] = address  # a failed part's worker too
+        if took is not None:
+            self._handler_s[part.job_id] = took
+        if not ok:
+            raise result  # the handler's own error, its worker traceback attached
         if time.monotonic() - self._counted > WORKERS_REFRESH_S:
             await asyncio.to_thread(self._count_workers)
         return result
@@ -207,6 +230,9 @@ class DaskExecutor:
 
     # -- helpers ---------------------------------------------------------------------------
     def _submit_group(self, handler: Handler, parts: list[Part], key: str) -> Any:
+        # pure=False: two attempts of one part must both run, not share a cached result.
+        # The worker catches each part's error: Dask sees a task that succeeded, so it
+        # neither logs "Compute Failed" nor loses the worker's address.
         return self.client.submit(run_parts_on_worker, handler, parts, key=key, pure=False)
 
     async def _result(self, future: Any) -> Any:

@@ -29,11 +29,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from splitkit.engine.dask_worker import Outcome
 from splitkit.engine.executors import Handler
 from splitkit.engine.part import Part
 
 #: (the group's handler, its parts, a key naming it) -> a distributed.Future of
-#: ([(ok, result or exception) per part], the worker's address).
+#: ([(ok, result or exception, handler seconds) per part], the worker's address).
 Submit = Callable[[Handler, list[Part], str], Any]
 #: A distributed.Future -> its result, awaited on the engine's loop.
 Wait = Callable[[Any], Any]
@@ -60,8 +61,9 @@ class PartGroups:
         # The open group per event loop: an executor may serve runs on several loops.
         self._open: dict[asyncio.AbstractEventLoop, _Group] = {}
 
-    async def run(self, handler: Handler, part: Part) -> tuple[Any, str]:
-        """The part's (handler result, worker address); its handler's error raised."""
+    async def run(self, handler: Handler, part: Part) -> tuple[Outcome, str]:
+        """The part's outcome on the worker (`dask_worker.Outcome`) and the worker's
+        address; an error of the whole task (the worker lost, the cluster gone) raised."""
         loop = asyncio.get_running_loop()
         group = self._open.get(loop)
         if group is not None and group.handler is not handler:
@@ -76,7 +78,9 @@ class PartGroups:
         answer.add_done_callback(lambda _: self._abandoned(group))
         if len(group.parts) >= self.size:
             self._flush(loop, group)
-        result: tuple[Any, str] = await answer  # cancelling the caller cancels `answer`
+        result: tuple[
+            tuple[bool, Any, float | None], str
+        ] = await answer  # cancelling the caller cancels it
         return result
 
     def _flush(self, loop: asyncio.AbstractEventLoop, group: _Group) -> None:
@@ -116,13 +120,9 @@ class PartGroups:
                 if not answer.done():
                     answer.set_exception(exc)
             return
-        for answer, (ok, value) in zip(group.answers, entries, strict=True):
-            if answer.done():  # abandoned meanwhile (timeout, cancel): dropped
-                continue
-            if ok:
-                answer.set_result((value, address))
-            else:
-                answer.set_exception(value)
+        for answer, entry in zip(group.answers, entries, strict=True):
+            if not answer.done():  # else abandoned meanwhile (timeout, cancel): dropped
+                answer.set_result((entry, address))
 
     def _abandoned(self, group: _Group) -> None:
         """Called as each answer settles: a submitted group nobody waits for is cancelled."""

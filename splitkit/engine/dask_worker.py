@@ -3,7 +3,7 @@
 The coordinator (the process that called `dispatch()`) acks a part and sends the worker a
 `Part` whose records are a `RemotePage`: the sheet, page number and size, and the name of
 the worker plugin that holds the API access, never the token. The worker reads the page
-from the API itself (`run_on_worker`), so the sheet's records never pass through the
+from the API itself (`run_parts_on_worker`), so the sheet's records never pass through the
 coordinator, and returns the handler's result with the worker's address.
 
 The access reaches the worker in a `WorkerAccess` plugin (`distributed` keeps it on the
@@ -19,6 +19,7 @@ the handler did not run, so the coordinator leaves the part open rather than fai
 
 from __future__ import annotations
 
+import time
 import traceback
 from dataclasses import dataclass
 from typing import Any
@@ -33,8 +34,9 @@ from splitkit.engine.executors import Handler, _call_in_worker
 from splitkit.engine.part import Part
 from splitkit.errors import PartLeftOpenError
 
-#: A part's end on the worker: (True, the handler's result) or (False, its error).
-Outcome = tuple[bool, Any]
+#: A part's end on the worker: (True, the handler's result, seconds in the handler) or
+#: (False, its error, seconds in the handler or None when it did not run).
+Outcome = tuple[bool, Any, float | None]
 
 
 class WorkerAccess(WorkerPlugin):
@@ -99,23 +101,22 @@ class RemotePage:
             ) from None
 
 
-def run_on_worker(handler: Handler, part: Part) -> tuple[Any, str]:
-    """The Dask task: read the page, run the handler; (its result, this worker's address)."""
-    part.load()  # before the handler: a page that cannot be read is no handler failure
-    return _call_in_worker(handler, part), str(get_worker().address)
-
-
 def run_parts_on_worker(handler: Handler, parts: list[Part]) -> tuple[list[Outcome], str]:
-    """The Dask task of a group of parts (`DaskExecutor(parts_per_task=n)`): each part as
-    `run_on_worker` would run it, one after the other; ((ok, result or error) per part,
-    this worker's address). A part's error is its own: the next part still runs."""
+    """The Dask task of one part, or of a group (`DaskExecutor(parts_per_task=n)`): for
+    each part in turn, read its page, then run the handler (a page that cannot be read is
+    no handler failure: `PartLeftOpenError`). ((ok, result or error) per part, this
+    worker's address). A part's error is its own: the next part still runs."""
     outcomes: list[Outcome] = []
     for part in parts:
+        began: float | None = None
         try:
             part.load()
-            outcomes.append((True, _call_in_worker(handler, part)))
+            began = time.perf_counter()  # the handler's own time, not the page's read
+            result = _call_in_worker(handler, part)
+            outcomes.append((True, result, time.perf_counter() - began))
         except Exception as exc:  # the handler's (or the page's) error, for its part alone
-            outcomes.append((False, portable(exc)))
+            took = None if began is None else time.perf_counter() - began
+            outcomes.append((False, portable(exc), took))
     return outcomes, str(get_worker().address)
 
 

@@ -32,12 +32,12 @@ from splitkit.engine.progress import RunObserver
 from splitkit.engine.state import PartRow, RunState, utcnow
 from splitkit.engine.steps import (
     PartSpec,
-    describe_error,
     outcome_message,
     page_of,
     part_index,
     run_part,
 )
+from splitkit.engine.tracebacks import describe_error
 from splitkit.statuses import OUTCOME_OF_ENDED_JOB, OutcomeStatus
 
 log = logging.getLogger("splitkit.engine")

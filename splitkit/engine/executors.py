@@ -17,10 +17,11 @@ import pickle
 import queue
 import threading
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, Self, TypeVar, runtime_checkable
 
 from splitkit._checks import positive_int
 from splitkit.engine.part import Part
+from splitkit.engine.tracebacks import keep_handler_frames
 
 Handler = Callable[[Part], Any]
 T = TypeVar("T")
@@ -32,6 +33,16 @@ def _call_in_worker(handler: Handler, part: Part) -> Any:
     if inspect.isawaitable(result):
         return asyncio.run(_await(result))
     return result
+
+
+def _call_in_process(handler: Handler, part: Part) -> Any:
+    """`_call_in_worker` in a pool process: an error goes back pickled, which drops its
+    traceback, so the user's frames are written on it first."""
+    try:
+        return _call_in_worker(handler, part)
+    except BaseException as exc:
+        keep_handler_frames(exc)
+        raise
 
 
 async def _await(awaitable: Any) -> Any:
@@ -153,18 +164,24 @@ _IDLE = _IdleThreads()
 class _PoolExecutor:
     """Shared by the thread and process executors: a `concurrent.futures` pool."""
 
+    _call: Callable[[Handler, Part], Any] = staticmethod(_call_in_worker)
+
     def __init__(self, pool: concurrent.futures.Executor, max_workers: int | None) -> None:
         self._pool = pool
         self.max_workers = max_workers
 
     async def run(self, handler: Handler, part: Part) -> Any:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._pool, functools.partial(_call_in_worker, handler, part)
-        )
+        return await loop.run_in_executor(self._pool, functools.partial(self._call, handler, part))
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(max_workers={self.max_workers})"
@@ -192,6 +209,8 @@ class ThreadExecutor(_PoolExecutor):
 class ProcessExecutor(_PoolExecutor):
     """Every handler in a process pool: for CPU-bound handlers. The handler must be picklable
     (a module-level function), and `Part.progress()` is a no-op there."""
+
+    _call = staticmethod(_call_in_process)
 
     def __init__(self, max_workers: int | None = None) -> None:
         _check_workers(max_workers)

@@ -159,8 +159,10 @@ class RunState:
             # The schema's dtypes whatever the rows hold (no part started: all-None columns).
             frame = frame.astype(OUTCOME_DTYPES)
             frame = frame.astype({c: OPTIONAL_OUTCOME_DTYPES[c] for c in COST_COLUMNS})
-            if "dask_worker" in frame.columns:
-                frame["dask_worker"] = frame["dask_worker"].astype("str")
+            if "dask_worker" in frame.columns or self.workers is not None:
+                # A Dask run has the column even when no part reached a worker.
+                placed = frame["dask_worker"] if "dask_worker" in frame.columns else None
+                frame["dask_worker"] = pd.Series(placed, index=frame.index, dtype="str")
             frame["parent_id"] = pd.Series([self.parent_id] * len(frame), dtype="str")
             extra = [c for c in frame.columns if c not in OUTCOME_COLUMNS]
             frame = frame[[*OUTCOME_COLUMNS, *extra]]

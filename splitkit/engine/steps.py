@@ -38,17 +38,12 @@ what the server says the part is.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import dataclasses
-import os
-import threading
-import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-import tenacity
 
 from splitkit.api import AsyncClient, Job
 from splitkit.api.encoding import dumps
@@ -62,6 +57,7 @@ from splitkit.engine.executors import Executor, Handler
 from splitkit.engine.memory import HandlerCost, measure
 from splitkit.engine.part import Part, ProgressSink
 from splitkit.engine.part_options import PartOptions
+from splitkit.engine.tracebacks import describe_error
 from splitkit.errors import PartLeftOpenError, PartTimeoutError
 from splitkit.statuses import OUTCOME_OF_ENDED_JOB, job_status_of
 
@@ -132,6 +128,7 @@ async def run_part(
 
     attempts = 0
     cost = HandlerCost()
+    handler_seconds = getattr(executor, "handler_seconds", None)
 
     async def attempt(number: int) -> Any:
         nonlocal attempts, cost
@@ -147,8 +144,14 @@ async def run_part(
             attempt=number,
             sink=sink,
         )
-        with measure(spec.index, executor, options.measure_memory) as cost:
-            return await _call_handler(executor, handler, part, options.timeout_s)
+        try:
+            with measure(spec.index, executor, options.measure_memory) as cost:
+                return await _call_handler(executor, handler, part, options.timeout_s)
+        finally:
+            # A remote executor's own measure (Dask's worker) beats the time this side waited.
+            remote_s = handler_seconds(job.id) if handler_seconds is not None else None
+            if remote_s is not None:
+                cost.handler_s = remote_s
 
     try:
         result = await options.run_retrying(attempt)
@@ -179,7 +182,10 @@ async def _call_handler(
     except TimeoutError:
         if scope.expired():
             # A sync handler in a thread cannot be stopped; its late result is dropped.
-            raise PartTimeoutError(f"handler timed out after {timeout_s:g} s") from None
+            # An executor whose clock starts before the handler (Dask: queued, grouped)
+            # says what counted.
+            counted = getattr(executor, "timeout_counts", "")
+            raise PartTimeoutError(f"handler timed out after {timeout_s:g} s{counted}") from None
         raise
 
 
@@ -328,43 +334,6 @@ def result_as_outcome(result: Any, index: int) -> tuple[str, dict[str, Any]]:
     raise TypeError(
         f"a handler returns None, a message (str) or an outcome (dict), got {type(result).__name__}"
     )
-
-
-def _package_dir(module: Any) -> str:
-    return os.path.dirname(os.path.abspath(str(module.__file__))) + os.sep
-
-
-# The machinery a handler is called through (splitkit itself, tenacity's retries, the loop,
-# the pools): its frames come before the user's in a traceback and say nothing about why.
-_MACHINERY = (
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep,  # splitkit/
-    _package_dir(tenacity),
-    _package_dir(asyncio),
-    _package_dir(concurrent.futures),
-    os.path.abspath(threading.__file__),
-)
-
-
-def describe_error(exc: BaseException) -> tuple[str, str]:
-    """(one-line error, traceback) of what a part raised.
-
-    The traceback starts with the user's own frames (the handler and what it called, without
-    the machinery around it) and the error, then "-- full traceback --" and the whole chain.
-    """
-    line = f"{type(exc).__name__}: {exc}"
-    full = "".join(traceback.format_exception(exc))
-    frames = traceback.extract_tb(exc.__traceback__)
-    own = [f for f in frames if not os.path.abspath(f.filename).startswith(_MACHINERY)]
-    if not own:  # nothing of the user's in it (a timeout, a part that could not start)
-        return line, full
-    head = "".join(
-        [
-            "Traceback of the handler (most recent call last):\n",
-            *traceback.format_list(own),
-            *traceback.format_exception_only(exc),
-        ]
-    )
-    return line, f"{head}\n-- full traceback --\n{full}"
 
 
 async def fail_part(client: AsyncClient, job_id: str, error: str) -> Job:

@@ -31,7 +31,7 @@ from splitkit._checks import (
     positive_number,
 )
 from splitkit.api import AsyncClient, AuthError, Client, ClientConfig, Event
-from splitkit.engine.steps import describe_error
+from splitkit.engine.tracebacks import describe_error
 from splitkit.listener.cursor import Cursor
 from splitkit.listener.routes import EventHandler, HandlerError, Route
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from splitkit import Client, Part, ProcessExecutor, ThreadExecutor, dispatch
+from splitkit import Client, DaskExecutor, Part, ProcessExecutor, ThreadExecutor, dispatch
 
 
 def _fails_deep_inside(part: Part) -> None:
@@ -20,12 +20,19 @@ def _reject(part: Part) -> None:
     raise ValueError(f"bad batch {part.index}")
 
 
-@pytest.mark.parametrize("executor", [None, "thread"])
+@pytest.mark.parametrize("executor", [None, "thread", "process", "dask"])
 def test_the_traceback_starts_with_the_handlers_frames(
     client: Client, split_job, executor: str | None
 ) -> None:
+    """Also from another process: pickle drops a traceback (the pool's worker writes the
+    user's frames down first; Dask's worker sends its traceback with tblib)."""
     parent_id, _ = split_job(batch_size=1000, total=1000)
-    runner = ThreadExecutor(1) if executor == "thread" else None
+    runners = {
+        "thread": lambda: ThreadExecutor(1),
+        "process": lambda: ProcessExecutor(1),
+        "dask": lambda: DaskExecutor(n_workers=1),
+    }
+    runner = runners[executor]() if executor else None
     try:
         handle = dispatch(
             client, parent_id, _fails_deep_inside, executor=runner, progress=False, wait=True
