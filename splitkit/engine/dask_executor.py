@@ -40,9 +40,9 @@ import time
 import uuid
 from typing import Any
 
+import cloudpickle
 import distributed
 from distributed.client import FutureCancelledError
-from distributed.protocol import pickle as dask_pickle
 
 from splitkit._checks import integer, positive_int, positive_number
 from splitkit.api import ClientConfig, Job
@@ -141,7 +141,8 @@ class DaskExecutor:
     def check_handler(self, handler: Handler) -> None:
         """TypeError when the handler cannot be pickled for the workers (before any part)."""
         try:
-            dask_pickle.dumps(handler)
+            # cloudpickle itself: what Dask falls back to, without its error log first.
+            cloudpickle.dumps(handler)
         except Exception as exc:
             name = getattr(handler, "__qualname__", None) or repr(handler)
             raise TypeError(
