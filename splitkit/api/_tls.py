@@ -11,9 +11,11 @@ httpx picks the CA source when a client is made: ``SSL_CERT_FILE``, else
 ``SSL_CERT_DIR``, when the client trusts the environment (``trust_env``), else
 certifi's bundle. So one context is kept per (``trust_env``, those two variables).
 
-Sharing is safe: an ``SSLContext`` may serve many connections, threads and event loops
-at once. The one setting it gets per connection (httpcore sets the ALPN protocols to
-``["http/1.1"]``: no client here speaks HTTP/2) is the same every time.
+Sharing: an ``SSLContext`` serves many connections, threads and event loops at once.
+httpcore sets its ALPN protocols on each new connection, always to ``["http/1.1"]`` here
+(no client speaks HTTP/2): threads may rewrite that list at once, the same race httpx
+already has inside one client shared by threads, now across clients, always with the
+same value.
 """
 
 from __future__ import annotations
@@ -28,6 +30,14 @@ import httpx
 __all__ = ["verified_context"]
 
 _lock = threading.Lock()
+
+
+def _fresh_lock() -> None:
+    global _lock
+    _lock = threading.Lock()  # a fork while another thread held it would leave it held
+
+
+os.register_at_fork(after_in_child=_fresh_lock)
 
 
 @functools.cache

@@ -106,7 +106,7 @@ class DaskExecutor:
                 )
         if credentials not in CREDENTIALS:
             raise ValueError(f"credentials must be 'send' or 'env', got {credentials!r}")
-        integer(
+        parts_per_task = integer(
             "parts_per_task", parts_per_task, low=1, high=MAX_PARTS_PER_TASK,
             what=f"an integer from 1 to {MAX_PARTS_PER_TASK:,}",
         )  # fmt: skip
@@ -162,16 +162,19 @@ class DaskExecutor:
         return RemotePage(source, page_number, page_size, self._access_for(config))
 
     def placement(self, job_id: str) -> str | None:
-        """The address of the worker whose result ended the part (once per part)."""
+        """The address of the worker that ran the part's last attempt (read once per
+        attempt: `run_part` reads it after each, so nothing is left behind)."""
         return self._where.pop(job_id, None)
 
     @property
     def timeout_counts(self) -> str:
         """What a part's `timeout` counted here, for its error message."""
-        group = (
-            " and its whole group (results come back per task)" if self.parts_per_task > 1 else ""
-        )
-        return f" on Dask: counted from submission, so the time queued for a worker{group} counts"
+        if self.parts_per_task > 1:
+            return (
+                " on Dask: counted from submission, so the wait for its group to fill, the "
+                "time queued for a worker and its whole group (results come back per task) count"
+            )
+        return " on Dask: counted from submission, so the time queued for a worker counts"
 
     def handler_seconds(self, job_id: str) -> float | None:
         """The part's handler time as the worker measured it (once per attempt): the
@@ -204,6 +207,7 @@ class DaskExecutor:
         if not ok:
             raise result  # the handler's own error, its worker traceback attached
         if time.monotonic() - self._counted > WORKERS_REFRESH_S:
+            self._counted = time.monotonic()  # one refresh, not one per part of a group
             await asyncio.to_thread(self._count_workers)
         return result
 

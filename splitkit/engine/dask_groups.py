@@ -14,8 +14,9 @@ What a group changes for its parts:
   `KilledWorker`, the cluster gone) reaches every part of the group, as it would reach a
   one-part task. A rerun of the task reruns all its parts' handlers: at least once, and
   each part is still ended once, by the coordinator.
-- A part's `timeout` counts from the call: it includes the handlers of the parts before
-  it in its group.
+- A part's `timeout` counts from the call: the wait for its group to fill (up to
+  `linger_s`), the time the task queues for a worker, and the whole task (a group's
+  results come back together when it ends).
 - A part abandoned while its group waits to be submitted leaves the group; once every
   part of a submitted group is abandoned (cancel, timeouts), its task is cancelled.
 """
@@ -45,9 +46,11 @@ class _Group:
     handler: Handler
     parts: list[Part] = field(default_factory=list)
     answers: list[asyncio.Future[Any]] = field(default_factory=list)
+    waiting: int = 0  # answers not settled yet (kept, not counted: a scan per answer is n²)
     timer: asyncio.TimerHandle | None = None
     task: Any = None  # the distributed.Future, once submitted
     delivery: asyncio.Task[None] | None = None
+    stopped: bool = False  # its task cancelled: nobody waits for it
 
 
 class PartGroups:
@@ -72,24 +75,18 @@ class PartGroups:
         if group is None:
             group = self._open[loop] = _Group(handler)
             group.timer = loop.call_later(self.linger_s, self._flush, loop, group)
-        answer: asyncio.Future[Any] = loop.create_future()
+        answer: asyncio.Future[tuple[Outcome, str]] = loop.create_future()
         group.parts.append(part)
         group.answers.append(answer)
-        answer.add_done_callback(lambda _: self._abandoned(group))
-        if len(group.parts) >= self.size:
+        group.waiting += 1
+        answer.add_done_callback(lambda _: self._settled(loop, group))
+        if group.waiting >= self.size:  # parts still wanted: an abandoned one makes room
             self._flush(loop, group)
-        result: tuple[
-            tuple[bool, Any, float | None], str
-        ] = await answer  # cancelling the caller cancels it
-        return result
+        return await answer  # cancelling the caller cancels `answer`
 
     def _flush(self, loop: asyncio.AbstractEventLoop, group: _Group) -> None:
         """Submit `group` (once): its parts still wanted, in one task."""
-        if self._open.get(loop) is group:
-            del self._open[loop]
-        if group.timer is not None:
-            group.timer.cancel()
-            group.timer = None
+        self._close(loop, group)
         if group.task is not None:
             return
         wanted = [(p, a) for p, a in zip(group.parts, group.answers, strict=True) if not a.done()]
@@ -103,33 +100,57 @@ class PartGroups:
         )
         try:
             group.task = self._submit(group.handler, group.parts, key)
-        except Exception as exc:  # the cluster refused it: each part hears why
-            for answer in group.answers:
-                if not answer.done():
-                    answer.set_exception(exc)
+        except BaseException as exc:  # the cluster refused it: each part hears why
+            _tell_the_rest(group, exc)
+            if not isinstance(exc, Exception):
+                raise
             return
         group.delivery = loop.create_task(self._deliver(group))
 
     async def _deliver(self, group: _Group) -> None:
         try:
             entries, address = await self._wait(group.task)
+            if len(entries) != len(group.answers):  # a worker of another splitkit version?
+                raise RuntimeError(
+                    f"the Dask task of {len(group.answers)} parts returned {len(entries)} outcomes"
+                )
+            for answer, entry in zip(group.answers, entries, strict=True):
+                if not answer.done():  # else abandoned meanwhile (timeout, cancel): dropped
+                    answer.set_result((entry, address))
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # the whole task: every part of it hears the same
-            for answer in group.answers:
-                if not answer.done():
-                    answer.set_exception(exc)
-            return
-        for answer, entry in zip(group.answers, entries, strict=True):
-            if not answer.done():  # else abandoned meanwhile (timeout, cancel): dropped
-                answer.set_result((entry, address))
+            _tell_the_rest(group, exc)
+        finally:  # whatever happened, no caller is left waiting for ever
+            _tell_the_rest(group, RuntimeError("the group's task ended without its outcome"))
 
-    def _abandoned(self, group: _Group) -> None:
-        """Called as each answer settles: a submitted group nobody waits for is cancelled."""
-        if group.task is None or not all(a.done() for a in group.answers):
+    def _settled(self, loop: asyncio.AbstractEventLoop, group: _Group) -> None:
+        """Called as each answer settles: a group nobody waits for any more is dropped
+        (not yet submitted: it leaves the open slot, also when its loop is closing) or its
+        task cancelled (submitted)."""
+        group.waiting -= 1
+        if group.waiting > 0 or group.stopped or not all(a.cancelled() for a in group.answers):
             return
-        if all(a.cancelled() for a in group.answers):
-            with contextlib.suppress(Exception):  # the cluster may be gone: nothing to stop
-                group.task.cancel()
-            if group.delivery is not None:
-                group.delivery.cancel()
+        if group.task is None:
+            self._close(loop, group)
+            return
+        group.stopped = True
+        with contextlib.suppress(Exception):  # the cluster may be gone: nothing to stop
+            group.task.cancel()
+        if group.delivery is not None:
+            group.delivery.cancel()
+
+    def _close(self, loop: asyncio.AbstractEventLoop, group: _Group) -> None:
+        """`group` takes no more parts."""
+        if self._open.get(loop) is group:
+            del self._open[loop]
+        if group.timer is not None:
+            group.timer.cancel()
+            group.timer = None
+
+
+def _tell_the_rest(group: _Group, exc: BaseException) -> None:
+    """`exc` to every caller of `group` still waiting."""
+    for answer in group.answers:
+        if not answer.done():
+            answer.set_exception(exc)

@@ -19,6 +19,7 @@ the handler did not run, so the coordinator leaves the part open rather than fai
 
 from __future__ import annotations
 
+import pickle
 import time
 import traceback
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from splitkit.api import Client, ClientConfig
 from splitkit.engine.executors import Handler, _call_in_worker
 from splitkit.engine.part import Part
+from splitkit.engine.tracebacks import keep_handler_frames
 from splitkit.errors import PartLeftOpenError
 
 #: A part's end on the worker: (True, the handler's result, seconds in the handler) or
@@ -104,30 +106,48 @@ class RemotePage:
 def run_parts_on_worker(handler: Handler, parts: list[Part]) -> tuple[list[Outcome], str]:
     """The Dask task of one part, or of a group (`DaskExecutor(parts_per_task=n)`): for
     each part in turn, read its page, then run the handler (a page that cannot be read is
-    no handler failure: `PartLeftOpenError`). ((ok, result or error) per part, this
-    worker's address). A part's error is its own: the next part still runs."""
+    no handler failure: `PartLeftOpenError`). (an `Outcome` per part, this worker's
+    address). A part's error is its own: the next part still runs."""
     outcomes: list[Outcome] = []
     for part in parts:
         began: float | None = None
+        outcome: Outcome
         try:
             part.load()
             began = time.perf_counter()  # the handler's own time, not the page's read
             result = _call_in_worker(handler, part)
-            outcomes.append((True, result, time.perf_counter() - began))
-        except Exception as exc:  # the handler's (or the page's) error, for its part alone
+            outcome = (True, result, time.perf_counter() - began)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # SystemExit, an async handler's CancelledError too
             took = None if began is None else time.perf_counter() - began
-            outcomes.append((False, portable(exc), took))
+            outcome = (False, portable(exc), took)
+        outcomes.append(travelling(outcome))
     return outcomes, str(get_worker().address)
 
 
-def portable(exc: Exception) -> Exception:
-    """`exc` as it can travel back to the coordinator: with its traceback (tblib pickles
-    it, as Dask does for a one-part task's error), or, when the exception itself will not
-    pickle, a RuntimeError naming it and carrying its traceback as text."""
+def portable(exc: BaseException) -> BaseException:
+    """`exc` as it can travel back to the coordinator: the user's frames written on it
+    (filtered here, against this worker's own paths) and its traceback (tblib pickles it,
+    as Dask does for a task's error)."""
+    keep_handler_frames(exc)
     tblib.pickling_support.install(exc)
-    try:
-        cloudpickle.dumps(exc)
-    except Exception:
-        text = "".join(traceback.format_exception(exc))
-        return RuntimeError(f"{type(exc).__name__}: {exc} (could not be pickled)\n{text}")
     return exc
+
+
+def travelling(outcome: Outcome) -> Outcome:
+    """`outcome` if it survives the trip back (pickled and read again), else its part's
+    failure saying why: a result or error that cannot travel fails its own part, not the
+    whole task's group."""
+    try:
+        pickle.loads(cloudpickle.dumps(outcome))
+    except Exception as exc:
+        ok, value, took = outcome
+        what = "result" if ok else f"error ({type(value).__name__}: {value})"
+        text = "" if ok else "\n" + "".join(traceback.format_exception(value))
+        failure = RuntimeError(
+            f"the handler's {what} could not be sent back from the Dask worker "
+            f"({type(exc).__name__}: {exc}){text}"
+        )
+        return (False, failure, took)
+    return outcome

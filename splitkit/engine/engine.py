@@ -201,7 +201,7 @@ class Engine:
                 message=result.message,
                 error=result.error,
                 traceback=result.traceback,
-                placed=self._placement(row.job_id),
+                placed=result.placed,
                 page_bytes=result.page_bytes,
                 handler_s=result.cost.handler_s if result.cost else None,
                 peak_alloc_bytes=result.cost.peak_alloc_bytes if result.cost else None,
@@ -247,11 +247,6 @@ class Engine:
         """How many workers the executor has (a Dask cluster's), for the panel and tqdm."""
         workers = getattr(self.executor, "workers", None)
         self.state.workers = workers if isinstance(workers, int) else None
-
-    def _placement(self, job_id: str) -> str | None:
-        """Where the executor ran the part (a Dask worker's address), if it says."""
-        placement = getattr(self.executor, "placement", None)
-        return placement(job_id) if callable(placement) else None
 
     def _tell(self, event: str) -> None:
         """Call every observer's `event` method; an observer must never break the run."""

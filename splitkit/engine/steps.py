@@ -83,6 +83,7 @@ class PartResult:
     # What the part cost (`engine/memory.py`): None where not measured.
     page_bytes: int | None = None
     cost: HandlerCost | None = None
+    placed: str | None = None  # the worker that ran the last attempt (Dask), if it says
 
 
 @dataclass(frozen=True)
@@ -128,10 +129,13 @@ async def run_part(
 
     attempts = 0
     cost = HandlerCost()
+    placed: str | None = None
+    # What a remote executor (Dask) knows of an attempt: read (and so dropped) after each.
     handler_seconds = getattr(executor, "handler_seconds", None)
+    placement = getattr(executor, "placement", None)
 
     async def attempt(number: int) -> Any:
-        nonlocal attempts, cost
+        nonlocal attempts, cost, placed
         attempts = number
         if on_attempt is not None:
             on_attempt(number)
@@ -152,13 +156,16 @@ async def run_part(
             remote_s = handler_seconds(job.id) if handler_seconds is not None else None
             if remote_s is not None:
                 cost.handler_s = remote_s
+            placed = placement(job.id) if placement is not None else None  # this attempt's
 
     try:
         result = await options.run_retrying(attempt)
         message, outcome = result_as_outcome(result, spec.index)
         dumps(outcome)  # the wire's own encoder: what it cannot send fails the part, with why
     except PartLeftOpenError as exc:  # the executor could not run it (page unread, cluster gone)
-        return _left_open(attempts, "the handler could not run", exc)
+        return dataclasses.replace(
+            _left_open(attempts, "the handler could not run", exc), placed=placed
+        )
     except Exception as exc:
         error, tb = describe_error(exc)
         ended = await end_part(client, spec.job_id, attempts, options, "failed", error=error, tb=tb)
@@ -167,7 +174,7 @@ async def run_part(
             client, spec.job_id, attempts, options, "completed", message=message, outcome=outcome
         )
     page_bytes = len(records) if isinstance(records, bytes) else None
-    return dataclasses.replace(ended, page_bytes=page_bytes, cost=cost)
+    return dataclasses.replace(ended, page_bytes=page_bytes, cost=cost, placed=placed)
 
 
 async def _call_handler(

@@ -54,7 +54,7 @@ def keep_handler_frames(exc: BaseException) -> None:
     (an exception that takes no attributes keeps only its chain)."""
     frames = handler_frames(exc)
     if frames is not None:
-        with contextlib.suppress(AttributeError, TypeError):
+        with contextlib.suppress(Exception):  # an exception that takes no attributes
             setattr(exc, _KEPT, frames)
 
 

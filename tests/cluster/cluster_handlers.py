@@ -5,6 +5,7 @@ tell which process ran which part, how often, and which part a killed worker was
 from __future__ import annotations
 
 import os
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -60,10 +61,13 @@ def recorded(dask_scheduler: object) -> list[tuple[str, str, str, bytes]]:
     return list(plugin.seen)
 
 
-def fails_every_third(part: Part) -> str:
-    """Fails parts 0, 3, 6, ... with their own message; the others count their records."""
+def fails_every_third(part: Part) -> object:
+    """Fails parts 0, 3, 6, ... with their own message; part 1 returns what cannot be
+    pickled back; the others count their records."""
     if part.index % 3 == 0:
         raise ValueError(f"part {part.index} is bad")
+    if part.index == 1:
+        return {"message": "a lock", "lock": threading.Lock()}
     return f"part {part.index}: valid={int(part.records['_valid'].sum())}"
 
 
