@@ -302,3 +302,23 @@ def test_bad_group_settings_are_refused_before_any_cluster_starts(
 ) -> None:
     with pytest.raises((ValueError, TypeError), match=message):
         DaskExecutor(**kwargs)  # type: ignore[arg-type]
+
+
+def test_parts_that_time_out_before_their_group_leaves_are_never_submitted(
+    cluster: Cluster, cluster_server: EmbeddedServer, client: Client
+) -> None:
+    parent = start_parent_job(client, cluster_server.sheet_id)
+    split_parent(client, parent.id, plan_parts(100, batch_size=50), check_counts=False)
+    # Groups of 10 that wait 3 s for company; the 2 parts give up after 0.5 s.
+    with DaskExecutor(cluster.address, parts_per_task=10, linger_s=3.0) as executor:
+        executor.client.register_plugin(TaskRecorder(), name=TaskRecorder.name)
+        handle = dispatch(client, parent.id, functools.partial(sleeps, 0.0), executor=executor,
+                          timeout=0.5, progress=False, wait=True)  # fmt: skip
+        # At once, not at the linger's end: the deserted group leaves its loop's open slot
+        # (it stayed there, keyed by a loop that was closing).
+        assert not executor._groups._open
+        time.sleep(3.5)  # past the linger: the abandoned group must not leave then
+        keys = [key for key, *_ in executor.client.run_on_scheduler(recorded)]
+    assert set(handle.outcomes["status"]) == {"failed"}
+    assert all("wait for its group to fill" in e for e in handle.outcomes["error"])
+    assert keys == []
