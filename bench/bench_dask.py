@@ -12,7 +12,7 @@ coordinator receives per part.
    `dask worker` processes: no scheduler in this process), and, for contrast, the default
    LoopExecutor (which fetches every page itself).
 
-The server runs in its own process (an `EmbeddedServer` in a child), so its work is not
+The server runs in its own process (`bench_dispatch.running_server`), so its work is not
 this process's. Prints Markdown tables.
 
     .venv/bin/python bench/bench_dask.py [--rounds 3] [--parts 96] [--only speedup|bytes]
@@ -28,7 +28,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,27 +36,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from bench_dispatch import ServerInfo, fresh_parent, running_server
 
-from splitkit import (
-    Client,
-    DaskExecutor,
-    Part,
-    dispatch,
-    plan_parts,
-    split_parent,
-    start_parent_job,
-)
+from splitkit import Client, DaskExecutor, Part, dispatch, plan_parts
 
-SERVER = textwrap.dedent(
-    """
-    import json, sys
-    from splitkit.server import EmbeddedServer
-    with EmbeddedServer(records=int(sys.argv[1])) as server:
-        print(json.dumps({"url": server.url, "token": server.token,
-                          "env": server.environment_id, "sheet": server.sheet_id}), flush=True)
-        sys.stdin.read()  # until the benchmark closes our stdin
-    """
-)
 RECORDS = 20_000
 
 
@@ -79,26 +61,14 @@ def calibrate(target_s: float = 0.05) -> int:
 
 @dataclass
 class Server:
-    process: subprocess.Popen[str]
+    """The server in its own process (`bench_dispatch.running_server`) and a client of it."""
+
+    info: ServerInfo
     client: Client
-    sheet: str
 
     def parent(self, batch: int, records: int) -> str:
-        parent = start_parent_job(self.client, self.sheet)
-        split_parent(self.client, parent.id, plan_parts(records, batch_size=batch),
-                     check_counts=False)  # fmt: skip
-        return parent.id
-
-
-def start_server() -> Server:
-    process = subprocess.Popen(
-        [sys.executable, "-c", SERVER, str(RECORDS)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert process.stdout is not None
-    info = json.loads(process.stdout.readline())
-    client = Client(info["url"], info["token"], environment_id=info["env"])
-    return Server(process, client, info["sheet"])
+        plan = plan_parts(records, batch_size=batch)
+        return fresh_parent(self.client, self.info.sheet_id, plan)
 
 
 class CountingTransport(httpx.AsyncBaseTransport):
@@ -230,7 +200,8 @@ def speedup(server: Server, rounds: int, parts: int) -> None:
     loops = calibrate()
     handler = functools.partial(burn, loops)
     variants = [Variant(w, k) for k in (1, 4) for w in (1, 2)]
-    meter = CpuMeter(server.process.pid)
+    assert server.info.pid is not None  # its own process
+    meter = CpuMeter(server.info.pid)
     runs: dict[Variant, list[Measure]] = {v: [] for v in variants}
     for _ in range(rounds):  # interleaved: a slow spell of the machine hits every variant
         for variant in variants:
@@ -266,6 +237,8 @@ def speedup(server: Server, rounds: int, parts: int) -> None:
 
 
 def noop(part: Part) -> None:
+    # Not bench_dispatch.noop: the dask CLI workers cannot import bench/ modules, and a
+    # function of this script (__main__) travels to them by value.
     return None
 
 
@@ -304,17 +277,15 @@ def main() -> None:
         "--only", choices=["speedup", "bytes"], help="one of the two measurements (default both)"
     )
     args = parser.parse_args()
-    server = start_server()
-    try:
+    with (
+        running_server(RECORDS, "process") as info,
+        Client(info.url, info.token, environment_id=info.environment_id) as client,
+    ):
+        server = Server(info, client)
         if args.only in (None, "speedup"):
             speedup(server, args.rounds, args.parts)
         if args.only in (None, "bytes"):
             coordinator_bytes(server)
-    finally:
-        server.client.close()
-        assert server.process.stdin is not None
-        server.process.stdin.close()
-        server.process.wait(30)
 
 
 if __name__ == "__main__":
