@@ -26,6 +26,7 @@ from typer.core import TyperGroup
 
 from splitkit.errors import SplitkitError
 from splitkit.plan import MAX_PAGE_SIZE
+from splitkit.simprofile import PROFILES
 
 HOW_TO_CONNECT = (
     "set FLATFILE_API_KEY to your Flatfile secret key, or run `splitkit serve` and set "
@@ -154,8 +155,8 @@ def serve(
     simulate: Annotated[
         str | None,
         typer.Option(
-            help="Simulate a platform: a profile name (local, flatfile, slow-network, "
-            "rate-limited) or a profile JSON file (see docs/simulator.md). Default: off."
+            help=f"Simulate a platform: a profile name ({', '.join(PROFILES)}) or a "
+            "profile JSON file (see docs/simulator.md). Default: off."
         ),
     ] = None,
     latency_ms: Annotated[
